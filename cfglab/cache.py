@@ -3,23 +3,26 @@
 Files hold only tensors (``torch.save`` of a flat dict) and are read with ``torch.load(weights_only=True)``, so
 loading never unpickles code. Writes go to a temporary file in the same folder and are moved into place with
 ``os.replace``, so an interrupted run never leaves a half-written entry. A corrupt or foreign file is reported
-and ignored (the caller retrains and overwrites it).
+and ignored (the caller retrains and overwrites it); :func:`restore` also refuses an entry whose tensors do not
+match the module's own names, shapes and dtypes, before touching the module.
 
 The folder is ``$CFGLAB_CACHE`` if set, else ``~/.cache/cfglab``; ``CFGLAB_CACHE=off`` disables the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path as FsPath
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 FORMAT = 1  # bump when the meaning of cached weights changes
 
@@ -34,12 +37,15 @@ def directory() -> FsPath | None:
 
 def key(description: dict[str, Any]) -> str:
     """A stable hex key for a JSON-serialisable description of what was trained and how."""
+    if not isinstance(description, dict):
+        raise TypeError(f"description must be a dict, got {type(description).__name__}")
     blob = json.dumps({"format": FORMAT, **description}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def load(k: str) -> dict[str, Tensor] | None:
     """The tensors stored under key ``k``, or None (missing, cache off, or unreadable: then with a warning)."""
+    _check_key(k)
     folder = directory()
     if folder is None:
         return None
@@ -59,6 +65,10 @@ def load(k: str) -> dict[str, Tensor] | None:
 
 def save(k: str, tensors: dict[str, Tensor]) -> FsPath | None:
     """Store ``tensors`` under key ``k`` atomically; returns the file, or None when caching is off."""
+    _check_key(k)
+    if not isinstance(tensors, dict) or not all(isinstance(n, str) and isinstance(t, Tensor)
+                                                for n, t in tensors.items()):
+        raise TypeError("tensors must be a dict from names to tensors")
     folder = directory()
     if folder is None:
         return None
@@ -67,8 +77,49 @@ def save(k: str, tensors: dict[str, Tensor]) -> FsPath | None:
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save({name: t.detach().cpu() for name, t in tensors.items()}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, folder / f"{k}.pt")
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException:  # KeyboardInterrupt included: never leave the temporary file behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return folder / f"{k}.pt"
+
+
+def restore(module: nn.Module, k: str) -> dict[str, Tensor] | None:
+    """Load the entry ``k`` into ``module`` if it fits it exactly; return the entry's extra tensors (names that
+    start with ``__``, e.g. ``"__losses__"``), or None when nothing was loaded: no entry, cache off, an unreadable
+    file, or weights whose names, shapes or dtypes differ from the module's (then with a warning naming the
+    file). The module is modified only when every tensor fits, so a refused entry leaves it as it was."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    stored, folder = load(k), directory()
+    if stored is None or folder is None:
+        return None
+    extras = {n: v for n, v in stored.items() if n.startswith("__")}
+    weights = {n: v for n, v in stored.items() if not n.startswith("__")}
+    problem = _mismatch(module.state_dict(), weights)
+    if problem:
+        warnings.warn(f"cfglab cache: ignoring entry {folder / f'{k}.pt'}, which does not fit this "
+                      f"{type(module).__name__} ({problem}); it will be recomputed", RuntimeWarning, stacklevel=2)
+        return None
+    module.load_state_dict(weights)
+    return extras
+
+
+def _mismatch(own: dict[str, Tensor], stored: dict[str, Tensor]) -> str:
+    """Why ``stored`` cannot be loaded in place of ``own`` ('' if it can)."""
+    missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
+    if missing or unexpected:
+        return f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+    for name, t in own.items():
+        if stored[name].shape != t.shape or stored[name].dtype != t.dtype:
+            return (f"{name} is {tuple(stored[name].shape)} {stored[name].dtype}, the module has "
+                    f"{tuple(t.shape)} {t.dtype}")
+    return ""
+
+
+def _check_key(k: Any) -> None:
+    if not isinstance(k, str) or not re.fullmatch(r"[0-9a-f]{1,64}", k):
+        raise ValueError(f"k must be a hexadecimal cache key from cfglab.cache.key, got {k!r}")

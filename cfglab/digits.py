@@ -30,6 +30,10 @@ def load(split: str = "train", *, test_fraction: float = 0.25, seed: int = 0) ->
     ``split`` is ``"train"``, ``"test"`` or ``"all"``; the split is a fixed random permutation (``seed``) with
     ``test_fraction`` of the images held out. Needs scikit-learn (``pip install cfglab[digits]``)."""
     _checks.choice("split", split, ("train", "test", "all"))
+    test_fraction = _checks.scalar("test_fraction", test_fraction)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    seed = _checks.count("seed", seed, minimum=0)
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -59,6 +63,7 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, hidden: int = 128, features: int = 32, seed: int = 0):
         super().__init__()
+        hidden, features = _checks.count("hidden", hidden), _checks.count("features", features)
         self.config = dict(kind="DigitClassifier", hidden=hidden, features=features, seed=seed)
         with _seeded(seed):
             self.body = nn.Sequential(nn.Linear(SIZE * SIZE, hidden), nn.SiLU(), nn.Linear(hidden, features),
@@ -66,10 +71,15 @@ class DigitClassifier(nn.Module):
             self.head = nn.Linear(features, NUM_CLASSES)
 
     def features(self, x: Tensor) -> Tensor:  # (n, 1, 8, 8) or (n, 64) -> (n, features)
+        """The penultimate-layer features of images (n, 1, 8, 8) or flat pixels (n, 64)."""
         x = _checks.tensor("x", x, min_ndim=2)
+        if x[0].numel() != SIZE * SIZE:
+            raise ValueError(f"x must hold {SIZE * SIZE} pixels per image, (n, 1, {SIZE}, {SIZE}) or "
+                             f"(n, {SIZE * SIZE}), got shape {tuple(x.shape)}")
         return self.body(x.reshape(x.shape[0], -1).to(self.head.weight.dtype))
 
     def forward(self, x: Tensor) -> Tensor:  # -> logits (n, 10)
+        """Logits over the ten digits, shape (n, 10)."""
         return self.head(self.features(x))
 
 
@@ -78,20 +88,24 @@ def train_classifier(steps: int = 400, *, lr: float = 3e-3, weight_decay: float 
     """Train a :class:`DigitClassifier` on the training split (full-batch Adam, small Gaussian pixel noise of std
     ``noise`` as augmentation) and return it in eval mode. Cached by configuration like ``cl.fit``."""
     steps = _checks.count("steps", steps)
+    lr = _checks.scalar("lr", lr, positive=True)
+    weight_decay = _checks.scalar("weight_decay", weight_decay, nonnegative=True)
+    noise = _checks.scalar("noise", noise, nonnegative=True)
     clf = DigitClassifier(seed=seed)
     x, y = load("train")
     k = cache.key({"model": clf.config, "data": TensorData(x, y).fingerprint(), "train": dict(
         steps=steps, lr=lr, weight_decay=weight_decay, noise=noise, seed=seed)}) if use_cache else None
-    stored = cache.load(k) if k else None
-    if stored is not None:
-        clf.load_state_dict(stored)
+    if k and cache.restore(clf, k) is not None:
         return clf.eval()
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
     clf.train()
-    for _ in range(steps):
+    for step in range(steps):
         xb = x + noise * torch.randn(x.shape, generator=g)
         loss = nn.functional.cross_entropy(clf(xb), y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training stopped at step {step}: the loss became {loss.item()} (lr={lr:.3g}); "
+                                     "lower lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -112,10 +126,18 @@ def inpaint(fn: Callable[[Tensor, Tensor], Tensor], x_known: Tensor, mask: Tenso
 
     ``fn(x, t)`` is any prediction of kind ``pred`` (e.g. ``cl.guided(model, y, scale)``); ``mask`` broadcasts
     against ``x_known`` (1 = known, 0 = to fill). Randomness comes from ``generator``."""
+    _checks.function("fn", fn)
+    path = _checks.path("path", path)
     x_known = _checks.tensor("x_known", x_known, min_ndim=2)
     mask = torch.as_tensor(mask).to(dtype=x_known.dtype, device=x_known.device)
     if not ((mask == 0) | (mask == 1)).all():
         raise ValueError("mask must hold only 0 (unknown) and 1 (known)")
+    try:
+        fits = torch.broadcast_shapes(mask.shape, x_known.shape) == x_known.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"mask must broadcast against x_known {tuple(x_known.shape)}, got {tuple(mask.shape)}")
     mask = mask.expand_as(x_known)
     steps = _checks.count("steps", steps)
     pred = _checks.choice("pred", pred, PREDICTIONS)

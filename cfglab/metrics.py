@@ -23,6 +23,13 @@ def _flat(name: str, x: Any) -> Tensor:
     return x.reshape(x.shape[0], -1)
 
 
+def _mixture(m: Any) -> GaussianMixture:
+    if not isinstance(m, GaussianMixture):
+        raise TypeError(f"mixture must be a cfglab.GaussianMixture (e.g. cfglab.make('moons')), got "
+                        f"{type(m).__name__}")
+    return m
+
+
 def _pair(x: Any, y: Any) -> tuple[Tensor, Tensor]:
     x, y = _flat("x", x), _flat("y", y)
     if x.shape[1] != y.shape[1]:
@@ -39,10 +46,15 @@ def mmd(x: Tensor, y: Tensor, bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS) 
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise ValueError("mmd needs at least 2 samples in each set")
     hs = [_checks.scalar("bandwidth", h, positive=True) for h in bandwidths]
+    if not hs:
+        raise ValueError("bandwidths must name at least one bandwidth")
 
     def k(a: Tensor, b: Tensor) -> Tensor:
         d2 = torch.cdist(a, b).pow(2)
-        return sum(torch.exp(-d2 / (2 * h * h)) for h in hs)
+        total = torch.zeros_like(d2)
+        for h in hs:
+            total = total + torch.exp(-d2 / (2 * h * h))
+        return total
 
     n, m = x.shape[0], y.shape[0]
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
@@ -88,7 +100,10 @@ def adherence(x: Tensor, y: Any, classifier: GaussianMixture | Callable[[Tensor]
         scores = classifier.posterior(x, 0.0, Linear())
         num_classes = classifier.num_classes
     else:
-        scores = classifier(x)
+        scores = _checks.function("classifier", classifier)(x)
+        if not isinstance(scores, Tensor) or scores.ndim != 2 or scores.shape[0] != x.shape[0]:
+            got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+            raise ValueError(f"classifier must return scores of shape ({x.shape[0]}, K), got {got}")
         num_classes = scores.shape[1]
     y = _checks.labels("y", y, x.shape[0], num_classes, x.device)
     return float((scores.argmax(1) == y).to(torch.float64).mean())
@@ -97,7 +112,7 @@ def adherence(x: Tensor, y: Any, classifier: GaussianMixture | Callable[[Tensor]
 def class_probability(x: Tensor, y: Any, mixture: GaussianMixture) -> float:
     """Mean exact posterior ``p(y | x)`` of the requested class over the samples (a soft adherence)."""
     x = _flat("x", x)
-    y = _checks.labels("y", y, x.shape[0], mixture.num_classes, x.device)
+    y = _checks.labels("y", y, x.shape[0], _mixture(mixture).num_classes, x.device)
     return float(mixture.posterior(x, 0.0, Linear()).gather(1, y[:, None]).mean())
 
 
@@ -112,14 +127,17 @@ def diversity(x: Tensor) -> float:
 
 def log_likelihood(x: Tensor, mixture: GaussianMixture, y: Any = None) -> float:
     """Mean exact log-density of the samples under the ground-truth mixture, ``log p(x)`` or ``log p(x | y)``."""
-    return float(mixture.log_prob(_flat("x", x), y).mean())
+    return float(_mixture(mixture).log_prob(_flat("x", x), y).mean())
 
 
 def noise_floor(mixture: GaussianMixture, n: int, metric: Callable[[Tensor, Tensor], float] = sliced_wasserstein,
                 y: Any = None, repeats: int = 5, seed: int = 0) -> float:
     """The metric between two independent exact sample sets of size n, averaged over ``repeats``: the best a
     perfect sampler can score at this sample size."""
-    g = torch.Generator().manual_seed(seed)
+    _mixture(mixture)
+    n = _checks.count("n", n)
+    _checks.function("metric", metric)
+    g = torch.Generator().manual_seed(_checks.count("seed", seed, minimum=0))
     vals = []
     for _ in range(_checks.count("repeats", repeats)):
         a, _ = mixture.sample(n, y, generator=g, dtype=torch.float64)

@@ -22,12 +22,17 @@ from .paths import PREDICTIONS, Linear, Path
 class TimeEmbedding(nn.Module):
     """Fourier features of t in [0, 1] (frequencies 1 .. 2^(n-1), times pi), then a small MLP."""
 
+    freqs: Tensor
+
     def __init__(self, width: int, n_freqs: int = 8):
         super().__init__()
+        width, n_freqs = _checks.count("width", width), _checks.count("n_freqs", n_freqs)
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freqs, dtype=torch.float32))
         self.mlp = nn.Sequential(nn.Linear(2 * n_freqs + 1, width), nn.SiLU(), nn.Linear(width, width))
 
     def forward(self, t: Tensor) -> Tensor:  # t: (n,) -> (n, width)
+        """Embed times t of shape (n,) into (n, width)."""
+        _checks.tensor("t", t, ndim=1, finite=False)
         ang = t[:, None] * self.freqs.to(t)[None, :]
         return self.mlp(torch.cat([t[:, None], torch.sin(ang), torch.cos(ang)], dim=1))
 
@@ -44,6 +49,7 @@ class _Trunk(nn.Module):
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(width, out_dim))
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
+        """The trunk on points x (n, dim) with a conditioning embedding (n, width)."""
         h = self.inp(x)
         for block in self.blocks:
             h = h + block(h + cond)
@@ -59,7 +65,7 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def _prepare(model: nn.Module, x: Tensor, t: Any) -> tuple[Tensor, Tensor]:
+def _prepare(model: MLP | Classifier, x: Tensor, t: Any) -> tuple[Tensor, Tensor]:
     """Check (x, t) for a network on ``model.dim``-dimensional points; return t as an (n,) tensor."""
     x = _checks.tensor("x", x, ndim=2, last_dim=model.dim)
     _check_matches_model(model, x)
@@ -101,9 +107,10 @@ class MLP(nn.Module):
     def __init__(self, dim: int = 2, num_classes: int = 0, *, path: Path | None = None, pred: str = "velocity",
                  width: int = 128, depth: int = 3, seed: int = 0):
         super().__init__()
+        width = _checks.count("width", width)
         self.dim = _checks.count("dim", dim)
         self.num_classes = _checks.count("num_classes", num_classes, minimum=0)
-        self.path = path if path is not None else Linear()
+        self.path = _checks.path("path", path) if path is not None else Linear()
         self.pred = _checks.choice("pred", pred, PREDICTIONS)
         self.null_label = self.num_classes
         self.config = dict(kind="MLP", dim=self.dim, num_classes=self.num_classes, path=repr(self.path),
@@ -114,6 +121,7 @@ class MLP(nn.Module):
             self.trunk = _Trunk(self.dim, width, _checks.count("depth", depth), self.dim)
 
     def forward(self, x: Tensor, t: Any, y: Any = None) -> Tensor:
+        """The prediction at (x, t) for labels y (None: the null label), shape (n, dim)."""
         x, t = _prepare(self, x, t)
         y = self.null_label if y is None else y
         y = _checks.labels("y", y, x.shape[0], self.num_classes, x.device, allow_null=True)
@@ -122,6 +130,7 @@ class MLP(nn.Module):
 
     def predict(self, x: Tensor, t: Any, y: Any = None, *, kind: str = "score") -> Tensor:
         """The model's prediction converted to ``kind`` (eps, x0, score or velocity) by its path."""
+        _checks.choice("kind", kind, PREDICTIONS)
         return self.path.convert(self(x, t, y), x, t, self.pred, kind)
 
 
@@ -133,9 +142,10 @@ class Classifier(nn.Module):
     def __init__(self, dim: int = 2, num_classes: int = 2, *, path: Path | None = None, width: int = 128,
                  depth: int = 2, seed: int = 0):
         super().__init__()
+        width = _checks.count("width", width)
         self.dim = _checks.count("dim", dim)
         self.num_classes = _checks.count("num_classes", num_classes, minimum=2)
-        self.path = path if path is not None else Linear()
+        self.path = _checks.path("path", path) if path is not None else Linear()
         self.config = dict(kind="Classifier", dim=self.dim, num_classes=self.num_classes, path=repr(self.path),
                            width=width, depth=depth, seed=seed)
         with _seeded(seed):
@@ -143,6 +153,7 @@ class Classifier(nn.Module):
             self.trunk = _Trunk(self.dim, width, _checks.count("depth", depth), self.num_classes)
 
     def forward(self, x: Tensor, t: Any) -> Tensor:
+        """Logits over the classes at (x_t, t), shape (n, num_classes)."""
         x, t = _prepare(self, x, t)
         return self.trunk(x * _c_in(self.path, x, t), self.time(t))
 
@@ -170,6 +181,7 @@ class _ResBlock(nn.Module):
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, h: Tensor, e: Tensor) -> Tensor:  # h (n, c_in, H, W), e (n, emb) -> (n, c_out, H, W)
+        """One residual block."""
         r = self.conv1(nn.functional.silu(self.norm1(h)))
         r = r + self.emb(e)[:, :, None, None]
         r = self.conv2(nn.functional.silu(self.norm2(r)))
@@ -197,7 +209,7 @@ class UNet(nn.Module):
             raise ValueError(f"size must be even (the UNet halves it once), got {size}")
         self.channels = _checks.count("channels", channels)
         self.num_classes = _checks.count("num_classes", num_classes, minimum=0)
-        self.path = path if path is not None else Linear()
+        self.path = _checks.path("path", path) if path is not None else Linear()
         self.pred = _checks.choice("pred", pred, PREDICTIONS)
         self.null_label = self.num_classes
         width = _checks.count("width", width, minimum=8)
@@ -228,6 +240,7 @@ class UNet(nn.Module):
         return x, _checks.times("t", t, x).expand(x.shape[0])
 
     def forward(self, x: Tensor, t: Any, y: Any = None) -> Tensor:
+        """The prediction at (x, t) for labels y (None: the null label), the shape of x."""
         x, t = self._prepare(x, t)
         y = self.null_label if y is None else y
         y = _checks.labels("y", y, x.shape[0], self.num_classes, x.device, allow_null=True)
@@ -241,4 +254,5 @@ class UNet(nn.Module):
 
     def predict(self, x: Tensor, t: Any, y: Any = None, *, kind: str = "score") -> Tensor:
         """The model's prediction converted to ``kind`` (eps, x0, score or velocity) by its path."""
+        _checks.choice("kind", kind, PREDICTIONS)
         return self.path.convert(self(x, t, y), x, t, self.pred, kind)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import torch
@@ -25,6 +26,14 @@ from torch import Tensor
 from . import _checks
 
 PREDICTIONS = ("eps", "x0", "score", "velocity")
+
+
+def _pair(name: str, x: Any, other_name: str, other: Any) -> None:
+    """Check that ``x`` and ``other`` are batches of one shape (a prediction and the point it was made at)."""
+    _checks.tensor(name, x, min_ndim=1, finite=False)
+    _checks.tensor(other_name, other, min_ndim=1, finite=False)
+    if other.shape != x.shape:
+        raise ValueError(f"{other_name} must have the shape of {name} {tuple(x.shape)}, got {tuple(other.shape)}")
 
 
 @dataclass(frozen=True)
@@ -65,9 +74,20 @@ class Path:
     def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         raise NotImplementedError
 
-    def t_of_logsnr(self, lam: Tensor) -> Tensor:
-        """The time at which ``log(alpha/sigma)`` equals ``lam``."""
-        raise NotImplementedError
+    def t_of_logsnr(self, lam: Any) -> Tensor:
+        """The time at which ``log(alpha/sigma)`` equals ``lam`` (a number or a floating tensor; +-inf allowed)."""
+        if not isinstance(lam, Tensor):
+            if isinstance(lam, bool) or not isinstance(lam, Real):
+                raise TypeError(f"lam must be a real number or a floating-point tensor, got {type(lam).__name__}")
+            lam = torch.tensor(float(lam), dtype=torch.float64)
+        elif not lam.is_floating_point():
+            raise TypeError(f"lam must be a floating-point tensor, got dtype {lam.dtype}")
+        if lam.device.type != "meta" and torch.isnan(lam).any():
+            raise ValueError("lam contains NaN values")
+        return self._t_of_logsnr(lam)
+
+    def _t_of_logsnr(self, lam: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not define t_of_logsnr")
 
     # -- coefficients -------------------------------------------------------------------------------------------
     def __call__(self, t: Any, like: Tensor | None = None) -> Coefficients:
@@ -90,6 +110,8 @@ class Path:
         for d in shape:
             _checks.count("dim", d)
         dtype = dtype or torch.get_default_dtype()
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
         sigma1 = self(torch.tensor(1.0, dtype=torch.float64)).sigma.item()
         return sigma1 * torch.randn((n, *shape), generator=generator, dtype=dtype, device=device)
 
@@ -127,13 +149,17 @@ class Path:
 
     # -- noising and training targets ---------------------------------------------------------------------------
     def noise(self, x0: Tensor, t: Any, eps: Tensor) -> Tensor:
-        """``x_t = alpha(t) x0 + sigma(t) eps``."""
+        """``x_t = alpha(t) x0 + sigma(t) eps``; ``eps`` has the shape of ``x0``."""
+        _pair("x0", x0, "eps", eps)
+        _checks.tensor("x0", x0, min_ndim=1)
+        _checks.tensor("eps", eps, min_ndim=1)
         c = self(t, x0)
         return c.alpha * x0 + c.sigma * eps
 
     def target(self, pred: str, x0: Tensor, eps: Tensor, t: Any) -> Tensor:
         """What a network predicting ``pred`` regresses onto for the pair (x0, eps) noised at t."""
         _checks.choice("pred", pred, PREDICTIONS)
+        _pair("x0", x0, "eps", eps)
         c = self(t, x0)
         if pred == "eps":
             return eps
@@ -153,8 +179,7 @@ class Path:
         """
         _checks.choice("src", src, PREDICTIONS)
         _checks.choice("dst", dst, PREDICTIONS)
-        if value.shape != x.shape:
-            raise ValueError(f"value must have the shape of x {tuple(x.shape)}, got {tuple(value.shape)}")
+        _pair("x", x, "value", value)
         if src == dst:
             return value
         c = self(t, x)
@@ -183,11 +208,13 @@ class Path:
 
     def ode_drift(self, x: Tensor, t: Any, score: Tensor) -> Tensor:
         """Probability-flow ODE drift ``f x - g^2/2 score`` (which equals the velocity) for a given score."""
+        _pair("x", x, "score", score)
         c = self(t, x)
         return c.f * x - 0.5 * c.g2 * score
 
     def reverse_sde(self, x: Tensor, t: Any, score: Tensor) -> tuple[Tensor, Tensor]:
         """Drift ``f x - g^2 score`` and diffusion ``g`` of the reverse-time SDE, written for dt < 0."""
+        _pair("x", x, "score", score)
         c = self(t, x)
         return c.f * x - c.g2 * score, torch.sqrt(c.g2)
 
@@ -217,7 +244,7 @@ class VE(Path):
         one = torch.ones_like(t)
         return one, sigma, torch.zeros_like(t), sigma * log_ratio
 
-    def t_of_logsnr(self, lam: Tensor) -> Tensor:
+    def _t_of_logsnr(self, lam: Tensor) -> Tensor:
         return (-lam - math.log(self.sigma_min)) / math.log(self.sigma_max / self.sigma_min)
 
 
@@ -245,7 +272,7 @@ class VP(Path):
         d_sigma = 0.5 * beta * alpha**2 / sigma
         return alpha, sigma, d_alpha, d_sigma
 
-    def t_of_logsnr(self, lam: Tensor) -> Tensor:
+    def _t_of_logsnr(self, lam: Tensor) -> Tensor:
         # alpha^2/sigma^2 = e^{2 lam}  =>  B = softplus(-2 lam); solve b t + (db/2) t^2 = B for t >= 0.
         B = torch.nn.functional.softplus(-2 * lam)
         db = self.beta_max - self.beta_min
@@ -265,5 +292,5 @@ class Linear(Path):
     def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return 1 - t, t, -torch.ones_like(t), torch.ones_like(t)
 
-    def t_of_logsnr(self, lam: Tensor) -> Tensor:
+    def _t_of_logsnr(self, lam: Tensor) -> Tensor:
         return torch.sigmoid(-lam)

@@ -35,16 +35,18 @@ def _start(x: Any) -> Tensor:
     return _checks.tensor("x", x, min_ndim=2)
 
 
-def _evaluate(fn: Callable[..., Tensor], x: Tensor, *args: Any) -> Tensor:
+def _evaluate(fn: Callable[..., Tensor], x: Tensor, *args: Any, name: str = "fn") -> Tensor:
     out = fn(x, *args)
     if not isinstance(out, Tensor) or out.shape != x.shape:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"fn must return a tensor shaped like x {tuple(x.shape)}, got {got}")
+        raise ValueError(f"{name} must return a tensor shaped like x {tuple(x.shape)}, got {got}")
+    if out.device != x.device:
+        raise ValueError(f"{name} returned a tensor on {out.device} for x on {x.device}; keep them on one device")
     return out
 
 
 def _finite(x: Tensor, where: str) -> None:
-    if not torch.isfinite(x).all():
+    if x.device.type != "meta" and not torch.isfinite(x).all():
         raise FloatingPointError(f"sampling diverged: non-finite values {where}. Use a smaller step or scale, "
                                  "or more steps")
 
@@ -53,6 +55,7 @@ class _Field:
     """fn evaluated at a grid time and converted by the path (counts evaluations for NFE reports)."""
 
     def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], path: Path, pred: str):
+        _checks.function("fn", fn)
         self.fn, self.path, self.pred = fn, path, _checks.choice("pred", pred, PREDICTIONS)
         self.nfe = 0
 
@@ -184,6 +187,7 @@ def langevin(fn: Callable[[Tensor], Tensor], x: Tensor, step_size: float, steps:
     """Unadjusted Langevin algorithm: ``x <- x + h * score(x) + sqrt(2 h) z`` for a target with score ``fn(x)``
     (Roberts & Tweedie 1996). Its stationary law is biased by O(h); see :func:`mala` for the exact correction."""
     x = _start(x)
+    _checks.function("fn", fn)
     h = _checks.scalar("step_size", step_size, positive=True)
     steps = _checks.count("steps", steps)
     xs = [x] if return_trajectory else []
@@ -208,6 +212,14 @@ def _autograd_score(log_prob: Callable[[Tensor], Tensor]) -> Callable[[Tensor], 
     return score
 
 
+def _log_density(log_prob: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    lp = log_prob(x)
+    if not isinstance(lp, Tensor) or lp.shape != (x.shape[0],):
+        got = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
+        raise ValueError(f"log_prob must return one value per row of x, shape ({x.shape[0]},), got {got}")
+    return lp
+
+
 def mala(log_prob: Callable[[Tensor], Tensor], x: Tensor, step_size: float, steps: int, *,
          score: Callable[[Tensor], Tensor] | None = None, generator: torch.Generator | None = None,
          return_trajectory: bool = False) -> Tensor | tuple[Tensor, Trajectory]:
@@ -218,15 +230,16 @@ def mala(log_prob: Callable[[Tensor], Tensor], x: Tensor, step_size: float, step
     x = _start(x)
     h = _checks.scalar("step_size", step_size, positive=True)
     steps = _checks.count("steps", steps)
-    score = score or _autograd_score(log_prob)
+    _checks.function("log_prob", log_prob)
+    score = _checks.function("score", score) if score is not None else _autograd_score(log_prob)
     xs = [x] if return_trajectory else []
     accept = []
-    lp, s = log_prob(x), _evaluate(score, x)
+    lp, s = _log_density(log_prob, x), _evaluate(score, x, name="score")
     dims = tuple(range(1, x.ndim))
     for _ in range(steps):
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         prop = x + h * s + math.sqrt(2 * h) * z
-        lp_prop, s_prop = log_prob(prop), _evaluate(score, prop)
+        lp_prop, s_prop = _log_density(log_prob, prop), _evaluate(score, prop, name="score")
         fwd = -((prop - x - h * s) ** 2).sum(dims) / (4 * h)
         bwd = -((x - prop - h * s_prop) ** 2).sum(dims) / (4 * h)
         log_ratio = lp_prop - lp + bwd - fwd
@@ -253,6 +266,7 @@ def annealed_langevin(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: P
     ``fn(x, t)`` is the score of p_t. Designed for the VE path (NCSN); the trajectory records one state per level.
     """
     x = _start(x)
+    _checks.function("fn", fn)
     levels = _checks.count("levels", levels, minimum=2)
     steps_per_level = _checks.count("steps_per_level", steps_per_level)
     eps = _checks.scalar("step_scale", step_scale, positive=True)
@@ -266,7 +280,7 @@ def annealed_langevin(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: P
         for _ in range(steps_per_level):
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
             x = x + h * _evaluate(fn, x, tt) + math.sqrt(2 * h) * z
-        _finite(x, f"at level t={t.item():.4g}")
+            _finite(x, f"at level t={t.item():.4g}")
         if return_trajectory:
             xs.append(x)
             times.append(t)
@@ -286,6 +300,7 @@ def ddim_cfgpp(pair: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], x: Tenso
     ``(cond, uncond)`` of kind ``pred`` (e.g. :func:`cfglab.guidance.predictions`); this is why it is a sampler
     and not a rule. ``lam = 1`` is not plain conditional sampling: the step is not a fixed-scale ODE step."""
     lam = _checks.scalar("guidance_scale", guidance_scale)
+    _checks.function("pair", pair)
     x = _start(x)
     steps = _checks.count("steps", steps)
     pred = _checks.choice("pred", pred, PREDICTIONS)

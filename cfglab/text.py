@@ -13,7 +13,7 @@ i.e. each token is drawn from the normalised tilt ``p(x_i | x_<i, c)^w p(x_i | x
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from . import _checks, cache
 from .guidance import cfg
-from .train import TrainConfig, _lr_at, drop_labels
+from .train import TrainConfig, _lr_at, _resolve_config, drop_labels
 
 
 class MarkovText:
@@ -40,6 +40,8 @@ class MarkovText:
                  class_names: Any = None, length: int = 8):
         self.init = torch.as_tensor(init, dtype=torch.float64)
         self.trans = torch.as_tensor(trans, dtype=torch.float64)
+        if self.init.ndim != 2 or 0 in self.init.shape:
+            raise ValueError(f"init must have shape (K, V) with K, V >= 1, got {tuple(self.init.shape)}")
         k, v = self.init.shape
         if self.trans.shape != (k, v, v):
             raise ValueError(f"trans must have shape {(k, v, v)}, got {tuple(self.trans.shape)}")
@@ -47,6 +49,10 @@ class MarkovText:
             raise ValueError(f"alphabet must have {v} letters, got {alphabet!r}")
         w = torch.full((k,), 1.0 / k, dtype=torch.float64) if weights is None else torch.as_tensor(
             weights, dtype=torch.float64)
+        if w.shape != (k,):
+            raise ValueError(f"weights must have shape ({k},), got {tuple(w.shape)}")
+        if any(not torch.isfinite(p).all() or (p < 0).any() for p in (self.init, self.trans, w)):
+            raise ValueError("init, trans and weights must be finite and non-negative probabilities")
         if not (torch.allclose(self.init.sum(-1), torch.ones(k, dtype=torch.float64))
                 and torch.allclose(self.trans.sum(-1), torch.ones(k, v, dtype=torch.float64))
                 and torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64))):
@@ -67,6 +73,7 @@ class MarkovText:
 
     def decode(self, x: Tensor) -> list[str]:
         """Token rows (n, L) as strings."""
+        x = _checks.tokens("x", x, self.vocab)
         return ["".join(self.alphabet[int(i)] for i in row) for row in x]
 
     def sample(self, n: int, y: Any = None, generator: torch.Generator | None = None, *,
@@ -86,7 +93,7 @@ class MarkovText:
 
     def class_log_prob(self, x: Tensor) -> Tensor:
         """``log p(x | c)`` for every class, shape (n, K), float64."""
-        x = torch.as_tensor(x).long()
+        x = _checks.tokens("x", x, self.vocab)
         lp = self.init.log()[:, x[:, 0]].T  # (n, K)
         if x.shape[1] > 1:
             a, b = x[:, :-1], x[:, 1:]  # (n, L-1)
@@ -111,7 +118,7 @@ class MarkovText:
         With a class: ``log p(x_i | x_{i-1}, c)``. Without (``y`` None): the marginal
         ``log sum_c p(c | x_<i) p(x_i | x_{i-1}, c)``, which depends on the whole prefix through the posterior.
         """
-        prefix = torch.as_tensor(prefix).long()
+        prefix = _checks.tokens("prefix", prefix, self.vocab, min_len=0)
         n, i = prefix.shape
         per_class = (self.init.log().expand(n, -1, -1) if i == 0
                      else self.trans.log()[:, prefix[:, -1]].transpose(0, 1))  # (n, K, V)
@@ -169,6 +176,9 @@ class TextModel(nn.Module):
             self.head = nn.Linear(width, self.vocab)
 
     def forward(self, inputs: Tensor, y: Any = None, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Next-token logits (n, T, V) after input tokens (n, T) (ids 0..vocab, vocab being the start token), and
+        the GRU state to continue from."""
+        inputs = _checks.tokens("inputs", inputs, self.vocab + 1)
         n = inputs.shape[0]
         y = self.null_label if y is None else y
         y = _checks.labels("y", y, n, self.num_classes, inputs.device, allow_null=True)
@@ -178,13 +188,21 @@ class TextModel(nn.Module):
 
     def log_probs(self, x: Tensor, y: Any = None) -> Tensor:
         """Next-token log-probabilities (n, L, V) along whole sequences x (n, L), teacher-forced."""
+        x = _checks.tokens("x", x, self.vocab)
         start = torch.full((x.shape[0], 1), self.start, dtype=torch.long, device=x.device)
         logits, _ = self(torch.cat([start, x[:, :-1]], 1), y)
         return torch.log_softmax(logits, -1)
 
 
+def _text_model(model: Any) -> TextModel:
+    if not isinstance(model, TextModel):
+        raise TypeError(f"model must be a cfglab.TextModel, got {type(model).__name__}")
+    return model
+
+
 def text_loss(model: TextModel, x: Tensor, y: Any = None) -> Tensor:
     """Mean next-token cross-entropy (nats per token) of ``model`` on sequences x (n, L) with labels y."""
+    x = _checks.tokens("x", x, _text_model(model).vocab)
     lp = model.log_probs(x, y)
     return -lp.gather(2, x[:, :, None]).mean()
 
@@ -194,15 +212,20 @@ def fit_text(model: TextModel, source: MarkovText, config: TrainConfig | None = 
     """Train ``model`` on fresh batches of ``source`` with label dropout ``config.p_uncond`` to the null label
     (Ho & Salimans 2022, alg. 1, transplanted to tokens); returns the per-step losses. Same schedule, batches,
     seeding and cache as :func:`cfglab.fit`."""
-    config = replace(config or TrainConfig(), **overrides)
+    config = _resolve_config(config, overrides)
+    _text_model(model)
+    if not isinstance(source, MarkovText):
+        raise TypeError(f"source must be a cfglab.MarkovText (e.g. cfglab.make_text()), got {type(source).__name__}")
+    if (source.vocab, source.num_classes) != (model.vocab, model.num_classes):
+        raise ValueError(f"model has vocab={model.vocab}, num_classes={model.num_classes} but source has "
+                         f"{source.vocab} letters and {source.num_classes} classes")
     k = cache.key({"model": model.config, "data": source.fingerprint(), "train": asdict(config)}) if use_cache \
         else None
-    stored = cache.load(k) if k else None
-    if stored is not None:
-        losses = stored.pop("__losses__", None)
-        model.load_state_dict(stored)
+    extras = cache.restore(model, k) if k else None
+    if extras is not None:
         model.eval()
-        return losses.tolist() if losses is not None else []
+        stored = extras.get("__losses__")
+        return [float(v) for v in stored.tolist()] if stored is not None else []
     from tqdm.auto import tqdm
 
     g = torch.Generator().manual_seed(config.seed)
@@ -230,7 +253,7 @@ def fit_text(model: TextModel, source: MarkovText, config: TrainConfig | None = 
     bar.close()
     model.eval()
     if k:
-        cache.save(k, {**model.state_dict(), "__losses__": torch.tensor(losses)})
+        cache.save(k, {**model.state_dict(), "__losses__": torch.tensor(losses, dtype=torch.float64)})
     return losses
 
 
@@ -244,20 +267,27 @@ def guided_log_probs(cond: Tensor, uncond: Tensor, scale: float) -> Tensor:
 def sample_token(logits: Tensor, u: Tensor) -> Tensor:
     """Inverse-CDF draw from ``softmax(logits)`` (n, V) with uniforms ``u`` (n,): the smallest index whose
     cumulative probability exceeds u, shape (n,) long."""
+    logits = _checks.tensor("logits", logits, ndim=2, finite=False)
+    u = _checks.tensor("u", u, ndim=1)
+    if u.shape[0] != logits.shape[0] or (u < 0).any() or (u > 1).any():
+        raise ValueError(f"u must hold {logits.shape[0]} uniforms in [0, 1], one per row of logits, got shape "
+                         f"{tuple(u.shape)}")
     cdf = torch.softmax(logits, -1).cumsum(-1)
     return (cdf <= u[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
 
 
 @torch.no_grad()
 def sample(model: TextModel, y: Any, n: int, length: int, scale: float = 1.0, *, negative: Any = None,
-           generator: torch.Generator | None = None, return_log_probs: bool = False):
+           generator: torch.Generator | None = None, return_log_probs: bool = False
+           ) -> Tensor | tuple[Tensor, Tensor]:
     """Guided ancestral sampling: at each step ONE forward pass over the doubled batch with labels
     ``[y, null]`` (or ``[y, negative]``: negative prompting), then :func:`guided_log_probs` and
     :func:`sample_token`. ``scale == 1`` without a negative runs the plain conditional model only.
     Returns tokens (n, length), and with ``return_log_probs`` also the sampling log-probabilities (n, length, V)."""
     scale = _checks.scalar("scale", scale)
     n = _checks.count("n", n)
-    yy = _checks.labels("y", y, n, model.num_classes, torch.device("cpu"))
+    length = _checks.count("length", length)
+    yy = _checks.labels("y", y, n, _text_model(model).num_classes, torch.device("cpu"))
     plain = scale == 1.0 and negative is None
     if plain:
         labels = yy
@@ -285,6 +315,10 @@ def exact_guided_law(source: MarkovText, y: int, scale: float, length: int, *, n
     """The exact law of per-token guided sampling with the source's true conditionals, by enumeration:
     returns (all sequences (V^L, L), their probabilities (V^L,)), ``prod_i tilt_i(x_i)`` with
     ``tilt_i = normalise(p(x_i | x_<i, y)^scale p(x_i | x_<i, other)^(1-scale))``."""
+    scale = _checks.scalar("scale", scale)
+    length = _checks.count("length", length)
+    if y is not None:
+        _checks.labels("y", y, 1, source.num_classes, torch.device("cpu"))
     xs = source.all_sequences(length)
     logp = torch.zeros(xs.shape[0], dtype=torch.float64)
     digits = source.vocab ** torch.arange(length - 1, -1, -1)  # xs is in lexicographic (base-V) order
@@ -300,6 +334,10 @@ def tilted_sequence_law(source: MarkovText, y: int, scale: float, length: int, *
                         ) -> tuple[Tensor, Tensor]:
     """The sequence-level tilt ``p(x | y)^scale p(x)^(1-scale)`` normalised over all sequences of ``length``
     (what CFG is often said to sample), by enumeration: (sequences, probabilities)."""
+    scale = _checks.scalar("scale", scale)
+    length = _checks.count("length", length)
+    if y is not None:
+        _checks.labels("y", y, 1, source.num_classes, torch.device("cpu"))
     xs = source.all_sequences(length)
     lc, lu = source.log_prob(xs, y), source.log_prob(xs, negative)
     return xs, torch.softmax(lu + scale * (lc - lu), 0)

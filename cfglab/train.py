@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +21,9 @@ from .models import Classifier
 class Data(Protocol):
     """Anything with ``sample(n, generator=...) -> (x, y)``: every toy mixture, :class:`cfglab.data.TensorData`."""
 
-    def sample(self, n: int, y: Any = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]: ...
+    def sample(self, n: int, y: Any = None, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """n samples ``(x, y)`` drawn with ``generator``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,11 @@ class TrainStep:
 def drop_labels(y: Tensor, p_uncond: float, null_label: int, generator: torch.Generator | None = None) -> Tensor:
     """Replace each label by ``null_label`` with probability ``p_uncond``; returns a new tensor (y is untouched)."""
     p_uncond = _checks.probability("p_uncond", p_uncond)
-    if not isinstance(y, Tensor) or y.is_floating_point() or y.ndim != 1:
+    null_label = _checks.count("null_label", null_label, minimum=0)
+    if not isinstance(y, Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError("y must be a 1-D integer tensor of labels")
+    if y.ndim != 1:
+        raise ValueError(f"y must be a 1-D tensor of labels, got shape {tuple(y.shape)}")
     drop = torch.rand(y.shape, generator=generator, device="cpu").to(y.device) < p_uncond
     return torch.where(drop, torch.full_like(y, null_label), y)
 
@@ -70,6 +75,8 @@ def drop_labels(y: Tensor, p_uncond: float, null_label: int, generator: torch.Ge
 def sample_times(n: int, path: Any, generator: torch.Generator | None = None, *, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> Tensor:
     """Training times, uniform on the path's sampling range ``[t_min, t_max]``, shape (n,)."""
+    n = _checks.count("n", n)
+    path = _checks.path("path", path)
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     t = path.t_min + (path.t_max - path.t_min) * u
     return t.to(dtype=dtype or torch.get_default_dtype(), device=device)
@@ -85,26 +92,30 @@ def denoising_loss(model: nn.Module, x0: Tensor, y: Any = None, *, t: Tensor | N
     linear path gives conditional flow matching (Lipman et al. 2023, eq. 23); ``x0`` regresses the clean sample.
     ``t`` and ``eps`` are drawn from ``generator`` unless given.
     """
+    m = _checks.model("model", model, "path", "pred")
     x0 = _checks.tensor("x0", x0, min_ndim=2)
     n = x0.shape[0]
     if t is None:
-        t = sample_times(n, model.path, generator, dtype=x0.dtype, device=x0.device)
+        t = sample_times(n, m.path, generator, dtype=x0.dtype, device=x0.device)
     if eps is None:
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
-    elif eps.shape != x0.shape:
+    elif _checks.tensor("eps", eps).shape != x0.shape:
         raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
-    xt = model.path.noise(x0, t, eps)
-    target = model.path.target(model.pred, x0, eps, t)
-    err = (model(xt, t, y) - target) ** 2
-    if model.pred == "score":
-        err = err * model.path(t, x0).sigma ** 2
+    xt = m.path.noise(x0, t, eps)
+    target = m.path.target(m.pred, x0, eps, t)
+    err = (m(xt, t, y) - target) ** 2
+    if m.pred == "score":
+        err = err * m.path(t, x0).sigma ** 2
     return err.mean()
 
 
 def classifier_loss(clf: Classifier, x0: Tensor, y: Tensor, *, t: Tensor | None = None,
                     generator: torch.Generator | None = None) -> Tensor:
     """Cross-entropy of a noise-aware classifier on samples noised to random times along ``clf.path``."""
+    if not isinstance(clf, Classifier):
+        raise TypeError(f"clf must be a cfglab.Classifier, got {type(clf).__name__}")
     x0 = _checks.tensor("x0", x0, min_ndim=2)
+    y = _checks.labels("y", y, x0.shape[0], clf.num_classes, x0.device)
     if t is None:
         t = sample_times(x0.shape[0], clf.path, generator, dtype=x0.dtype, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
@@ -124,13 +135,50 @@ def train_iter(model: nn.Module, data: Data, config: TrainConfig | None = None) 
 
     Batches are fresh samples from ``data`` drawn with a generator seeded by ``config.seed``. Denoisers get label
     dropout to ``model.null_label`` with probability ``config.p_uncond``; a :class:`Classifier` gets the
-    cross-entropy loss. A non-finite loss raises ``FloatingPointError`` naming the step.
+    cross-entropy loss. A non-finite loss raises ``FloatingPointError`` naming the step. The arguments are
+    checked when the generator is created, before the first step.
     """
-    config = config or TrainConfig()
+    config = _resolve_config(config, {})
+    _check_trainable(model, data)
+    return _loop(model, data, config)
+
+
+def _check_trainable(model: Any, data: Any) -> None:
+    """model: a module with parameters and the attributes its loss needs; data: a sampler whose labels fit."""
+    if not isinstance(model, nn.Module) or not any(True for _ in model.parameters()):
+        raise TypeError(f"model must be a torch.nn.Module with parameters (e.g. cfglab.MLP), got "
+                        f"{type(model).__name__}")
+    if not callable(getattr(data, "sample", None)):
+        raise TypeError(f"data must have a sample(n, generator=...) method (a toy from cfglab.make, a "
+                        f"TensorData), got {type(data).__name__}")
+    if not isinstance(model, Classifier):
+        _checks.model("model", model, "num_classes", "null_label", "path", "pred")
+    data_classes, model_classes = getattr(data, "num_classes", None), getattr(model, "num_classes", None)
+    if isinstance(data_classes, int) and isinstance(model_classes, int) and 0 < model_classes < data_classes:
+        raise ValueError(f"data has {data_classes} classes but the model has num_classes={model_classes}; "
+                         f"build the model with num_classes={data_classes}")
+    data_dim, model_dim = getattr(data, "dim", None), getattr(model, "dim", None)
+    if isinstance(data_dim, int) and isinstance(model_dim, int) and data_dim != model_dim:
+        raise ValueError(f"data has dimension {data_dim} but the model has dim={model_dim}")
+
+
+def _resolve_config(config: TrainConfig | None, overrides: dict[str, Any]) -> TrainConfig:
+    """``config`` (default :class:`TrainConfig`) with the fields named in ``overrides`` replaced."""
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a cfglab.TrainConfig, got {type(config).__name__}")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown training option(s) {unknown}; TrainConfig fields are {sorted(known)}")
+    return replace(config or TrainConfig(), **overrides)
+
+
+def _loop(model: nn.Module, data: Data, config: TrainConfig) -> Iterator[TrainStep]:
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     g = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    den = None if isinstance(model, Classifier) else _checks.model("model", model, "num_classes", "null_label")
     model.train()
     for step in range(config.steps):
         lr = _lr_at(step, config)
@@ -138,11 +186,11 @@ def train_iter(model: nn.Module, data: Data, config: TrainConfig | None = None) 
             group["lr"] = lr
         x0, y = data.sample(config.batch_size, generator=g)
         x0, y = x0.to(device=device, dtype=dtype), y.to(device)
-        if isinstance(model, Classifier):
-            loss = classifier_loss(model, x0, y, generator=g)
+        if den is None:
+            loss = classifier_loss(cast(Classifier, model), x0, y, generator=g)
         else:
-            y = drop_labels(y, config.p_uncond, model.null_label, g) if model.num_classes else None
-            loss = denoising_loss(model, x0, y, generator=g)
+            labels = drop_labels(y, config.p_uncond, den.null_label, g) if den.num_classes else None
+            loss = denoising_loss(model, x0, labels, generator=g)
         if not torch.isfinite(loss):
             model.eval()
             raise FloatingPointError(
@@ -173,19 +221,14 @@ def fit(model: nn.Module, data: Data, config: TrainConfig | None = None, *, prog
     configuration are loaded instead of retrained (see :mod:`cfglab.cache`). ``progress`` shows a notebook-aware
     tqdm bar with the running loss.
     """
-    config = replace(config or TrainConfig(), **overrides)
+    config = _resolve_config(config, overrides)
+    _check_trainable(model, data)
     k = _cache_key(model, data, config) if use_cache else None
-    stored = cache.load(k) if k else None
-    if stored is not None:
-        losses = stored.pop("__losses__", None)
-        try:
-            model.load_state_dict(stored)
-            model.eval()
-            return losses.tolist() if losses is not None else []
-        except (RuntimeError, KeyError) as err:
-            import warnings
-            warnings.warn(f"cfglab cache: entry {k} does not fit this model ({err}); retraining",
-                          RuntimeWarning, stacklevel=2)
+    extras = cache.restore(model, k) if k else None
+    if extras is not None:
+        model.eval()
+        stored = extras.get("__losses__")
+        return [float(v) for v in stored.tolist()] if stored is not None else []
     from tqdm.auto import tqdm
 
     losses: list[float] = []
@@ -198,5 +241,5 @@ def fit(model: nn.Module, data: Data, config: TrainConfig | None = None, *, prog
             bar.update(rec.step + 1 - bar.n)
     bar.close()
     if k:
-        cache.save(k, {**model.state_dict(), "__losses__": torch.tensor(losses)})
+        cache.save(k, {**model.state_dict(), "__losses__": torch.tensor(losses, dtype=torch.float64)})
     return losses

@@ -90,7 +90,8 @@ def _mala_inputs(g: torch.Generator) -> dict[str, Any]:
 
 
 def _ratio_with(log_q: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    def ratio(x, x_prop, log_p_x, log_p_prop, score_x, score_prop, h):
+    def ratio(x: Tensor, x_prop: Tensor, log_p_x: Tensor, log_p_prop: Tensor, score_x: Tensor, score_prop: Tensor,
+              h: float) -> Tensor:
         return log_p_prop - log_p_x + log_q(x, x_prop, score_prop, h) - log_q(x_prop, x, score_x, h)
     return ratio
 

@@ -107,7 +107,8 @@ def _loss_reference(model: MLP, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         return denoising_loss(model, x0, t=t, eps=eps)
 
 
-def _loss_wrong(noised, target, reduce=lambda e: e.mean()):
+def _loss_wrong(noised: Callable[..., Tensor], target: Callable[..., Tensor],
+                reduce: Callable[[Tensor], Tensor] = lambda e: e.mean()) -> Callable[..., Tensor]:
     """A wrong eps-loss: ``noised(a, s, x0, eps)`` is the model input, ``target(...)`` the regression target."""
 
     def wrong(model: MLP, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
@@ -170,15 +171,17 @@ def _step_reference(x: Tensor, eps_hat: Tensor, alpha_t: float, sigma_t: float, 
                     sigma_s: float) -> Tensor:
     # One step of cfglab's DDIM sampler on a path with exactly these coefficients at t = 1 and s = 0.
     path = _PinnedPath(alpha_t, sigma_t, alpha_s, sigma_s)
-    return ddim(lambda xx, tt: eps_hat, x, path, 1, pred="eps", t_max=1.0, t_min=0.0, spacing="uniform",
-                denoise=False)
+    out = ddim(lambda xx, tt: eps_hat, x, path, 1, pred="eps", t_max=1.0, t_min=0.0, spacing="uniform",
+               denoise=False)
+    assert isinstance(out, Tensor)  # no trajectory was asked for
+    return out
 
 
 def check_ddim_step(fn: Any) -> Verdict:
     """Exercise: ``ddim_step(x, eps_hat, alpha_t, sigma_t, alpha_s, sigma_s)``, the deterministic DDIM update
     from time t to an earlier time s: ``alpha_s * x0_hat + sigma_s * eps_hat`` with Tweedie's ``x0_hat``."""
 
-    def x0(x, eps_hat, alpha_t, sigma_t):
+    def x0(x: Tensor, eps_hat: Tensor, alpha_t: float, sigma_t: float) -> Tensor:
         return (x - sigma_t * eps_hat) / alpha_t
 
     mistakes = [

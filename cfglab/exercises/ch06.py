@@ -123,13 +123,15 @@ def _denoiser_inputs(shape: tuple[int, ...]) -> Callable[[torch.Generator], dict
     return make
 
 
-def _two_pass(model_fn, x, t, y, null_label, w, *, uncond_label=None, swap=False):
+def _two_pass(model_fn: Callable[..., Tensor], x: Tensor, t: Tensor, y: Tensor, null_label: int, w: float, *,
+              uncond_label: int | None = None, swap: bool = False) -> Tensor:
     lab = torch.full_like(y, null_label if uncond_label is None else uncond_label)
     c, u = model_fn(x, t, y), model_fn(x, t, lab)
     return cfg(u, c, w) if swap else cfg(c, u, w)
 
 
-def _ref_guided(model_fn, x, t, y, null_label, w):
+def _ref_guided(model_fn: Callable[..., Tensor], x: Tensor, t: Tensor, y: Tensor, null_label: int, w: float
+                ) -> Tensor:
     return _two_pass(model_fn, x, t, y, null_label, w)
 
 
@@ -200,7 +202,8 @@ def check_batched_cfg(student: Callable[..., Any]) -> Verdict:
 
 
 def _channels_only(k: int, *, uncond_label: int | None = None) -> Callable[..., Tensor]:
-    def wrong(model_fn, x, t, y, null_label, w):
+    def wrong(model_fn: Callable[..., Tensor], x: Tensor, t: Tensor, y: Tensor, null_label: int, w: float
+              ) -> Tensor:
         lab = torch.full_like(y, null_label if uncond_label is None else uncond_label)
         c, u = model_fn(x, t, y), model_fn(x, t, lab)
         out = c.clone()

@@ -61,7 +61,7 @@ def _ref_rescale(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
 
 def check_cfg_rescale(student: Callable[..., Any]) -> Verdict:
     """``cfg_rescale(guided, cond, phi)`` (Lin et al. 2024, eq. 15-16), std per sample over the features."""
-    def ratio(guided, cond, **kw):
+    def ratio(guided: Tensor, cond: Tensor, **kw: Any) -> Tensor:
         return cond.std(**kw) / guided.std(**kw)
     mistakes = [
         ("the ratio is upside down: multiply by std(cond) / std(guided), which shrinks the over-long guided "
@@ -94,7 +94,7 @@ def _ref_proj(diff: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
 
 def check_apg_parallel_orthogonal(student: Callable[..., Any]) -> Verdict:
     """``apg_parallel_orthogonal(diff, cond) -> (par, orth)``: per-sample projection of diff on cond."""
-    def coef(diff, cond, denom):
+    def coef(diff: Tensor, cond: Tensor, denom: Tensor) -> Tensor:
         return (diff * cond).sum(1, keepdim=True) / denom
     mistakes = [
         ("you divided by |cond| instead of |cond|^2: the projection is (<diff, cond> / |cond|^2) cond, "

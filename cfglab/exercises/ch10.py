@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ..data import GaussianMixture
 from ..guidance import cfg
-from ..paths import VP, Linear
+from ..paths import VP, Linear, Path
 from ._core import Verdict, check_function
 
 # -- (a) autoguide(good, bad, x, t, y, w) ----------------------------------------------------------------------------
@@ -49,7 +49,8 @@ def _ag_inputs(g: torch.Generator) -> dict[str, Any]:
             "w": 1.5 + 4.0 * float(torch.rand((), generator=g, dtype=torch.float64))}
 
 
-def _ref_autoguide(good, bad, x, t, y, w):
+def _ref_autoguide(good: Callable[..., Tensor], bad: Callable[..., Tensor], x: Tensor, t: Tensor, y: Tensor,
+                   w: float) -> Tensor:
     return cfg(good(x, t, y), bad(x, t, y), w)
 
 
@@ -102,7 +103,7 @@ def _cos(a: Tensor, b: Tensor) -> Tensor:
     return torch.nn.functional.cosine_similarity(a, b, dim=1)
 
 
-def _ref_align(x, t, path, good, bad, y):
+def _ref_align(x: Tensor, t: float, path: Path, good: GaussianMixture, bad: GaussianMixture, y: int) -> Tensor:
     diff = good.score(x, t, path, y) - bad.score(x, t, path, y)
     return _cos(diff, good.score(x, t, path, y) - good.score(x, t, path))
 
@@ -110,7 +111,7 @@ def _ref_align(x, t, path, good, bad, y):
 def check_difference_alignment(student: Callable[..., Any]) -> Verdict:
     """``difference_alignment(x, t, path, good, bad, y)``: the (n,) cosine between the autoguidance difference
     ``s_good(x|y) - s_bad(x|y)`` and the class direction ``grad log p_t(y|x) = s_good(x|y) - s_good(x)``."""
-    mistakes = [
+    mistakes: list[tuple[str, Callable[..., Any]]] = [
         ("the sign is flipped: either good and bad are swapped in the difference, or the class direction is written "
          "s(x) - s(x|y). Both should point the way the good conditional model pulls: good - bad, and "
          "grad log p_t(y|x) = s(x|y) - s(x).",
