@@ -4,6 +4,8 @@
 #   make book   execute every chapter and build the HTML book into _build/html; any warning fails
 #   make test   unit tests, notebook regression tests (nbval), the book, then the browser test of the book
 #   make strip  clear the outputs of the chapter notebooks before committing them
+#   make lint   ruff over the repository and mypy over the cfglab package (its public API is fully typed)
+#   make student  regenerate the student edition (student/*.ipynb) from the chapters
 #   make clean  remove build outputs (keeps .venv)
 
 PYTHON ?= python3.11
@@ -12,7 +14,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JB     := $(VENV)/bin/jupyter-book
 
-.PHONY: venv book test test-unit test-notebooks test-book strip clean
+.PHONY: venv lint book test test-unit test-notebooks test-book test-student student strip clean
 
 venv: $(STAMP)
 
@@ -34,7 +36,12 @@ book: venv
 export OMP_NUM_THREADS := 1
 
 test-unit: venv
-	$(PY) -m pytest tests --ignore=tests/test_book.py -n 2
+	$(PY) -m pytest tests --ignore=tests/test_book.py -m "not student" -n 2
+
+# Runs every student notebook twice in a kernel: up to its first stub (the check must say "not written yet"),
+# then to the end with the chapters' solutions in place of the stubs (every check must pass).
+test-student: venv
+	$(PY) -m pytest tests/test_student.py -m student -n 2
 
 # Runs every chapter notebook (nbval-lax: only cells marked nbval-check-output compare outputs); --dist loadfile
 # keeps each notebook's cells on one worker, in order. No chapters
@@ -42,6 +49,11 @@ test-unit: venv
 test-notebooks: venv
 	test ! -d chapters || $(PY) -m pytest --nbval-lax -p no:cacheprovider -n 2 --dist loadfile chapters/ \
 		|| test $$? -eq 5
+
+# Lint and types: ruff settings and mypy's strictness live in pyproject.toml.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy cfglab
 
 test-book: venv
 	$(PY) -m pytest tests/test_book.py
@@ -60,6 +72,11 @@ for path in sys.argv[1:]:
     nbformat.write(nb, path)
 endef
 export STRIP_NOTEBOOKS
+
+# The student edition: student/NN_name.ipynb from chapters/NN_name.ipynb (solutions become stubs), and the
+# table of book/student.md. `$(PY) tools/student_edition.py --check` lists what is stale.
+student: venv
+	$(PY) tools/student_edition.py
 
 strip: venv
 	$(PY) -c "$$STRIP_NOTEBOOKS" $(wildcard chapters/*.ipynb)

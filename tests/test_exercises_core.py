@@ -43,12 +43,39 @@ def test_wrong_shape_and_exceptions_are_sentences():
     assert not v and "raised RuntimeError" in v.message
 
 
-def test_stub_says_not_written_yet():
+def test_stub_says_not_written_yet_with_its_hint(capsys):
     def stub(x, h, z):
-        raise NotImplementedError("return x + h * score + sqrt(2 h) z")
+        raise NotImplementedError("scale the noise z by sqrt(2 h)")
+
+    v = check_function("step", stub, reference, inputs, mistakes=MISTAKES)
+    out = capsys.readouterr().out
+    assert not v and v.message.startswith("step is not written yet: replace its `raise NotImplementedError(...)`")
+    assert v.message.endswith("Hint: scale the noise z by sqrt(2 h)")
+    assert out.startswith("NOT YET: step is not written yet") and "Traceback" not in out
+
+
+def test_stub_without_a_hint_says_not_written_yet():
+    def stub(x, h, z):
+        raise NotImplementedError
 
     v = check_function("step", stub, reference, inputs, quiet=True)
-    assert not v and "not written yet" in v.message and "Hint" in v.message
+    assert not v and "not written yet" in v.message and "Hint" not in v.message
+
+
+def test_not_implemented_by_torch_is_an_error_not_a_stub():
+    def complex_clamp(x, h, z):  # torch raises NotImplementedError: clamp is not supported for complex types
+        return x.to(torch.complex128).clamp(0, 1)
+
+    v = check_function("step", complex_clamp, reference, inputs, quiet=True)
+    assert not v and "raised NotImplementedError: clamp" in v.message and "not written yet" not in v.message
+
+
+def test_a_stub_called_by_the_student_function_is_reported_with_its_hint():
+    def helper(x):
+        raise NotImplementedError("write the helper first")
+
+    v = check_function("step", lambda x, h, z: helper(x), reference, inputs, quiet=True)
+    assert not v and "not written yet" in v.message and v.message.endswith("Hint: write the helper first")
 
 
 def test_student_cannot_mutate_the_hidden_inputs():

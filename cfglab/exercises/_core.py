@@ -4,6 +4,7 @@ the known wrong variants, never with a bare traceback."""
 
 from __future__ import annotations
 
+import dis
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,8 +75,9 @@ def _run(name: str, student: Callable[..., Any], reference: Callable[..., Any],
         try:
             got = student(**{k: _copy(v) for k, v in inputs.items()})
         except NotImplementedError as err:
-            hint = f" Hint: {err}" if str(err) else ""
-            return Verdict(False, f"{name} is not written yet (it raises NotImplementedError).{hint}")
+            if _raised_by_a_raise_statement(err):  # a stub (the student edition's): say so, with its hint
+                return Verdict(False, _not_written(name, err))
+            return Verdict(False, f"{name} raised NotImplementedError: {err} (called with {shown}).")
         except Exception as err:  # report, never re-raise: the student sees one clear sentence
             return Verdict(False, f"{name} raised {type(err).__name__}: {err} (called with {shown}).")
         if isinstance(want, Tensor):
@@ -94,10 +96,31 @@ def _run(name: str, student: Callable[..., Any], reference: Callable[..., Any],
                     return Verdict(False, f"{name}: {explanation}")
             except Exception:
                 continue
-        err = _max_error(got, want)
         return Verdict(False, f"{name} gives a wrong value on hidden input {trial + 1} ({shown}); largest error "
-                              f"{err}. Re-read the formula in the exercise.")
+                              f"{_max_error(got, want)}. Re-read the formula in the exercise.")
     return Verdict(True, f"{name} matches the exact answer on {trials} hidden random inputs.")
+
+
+def _raised_by_a_raise_statement(err: BaseException) -> bool:
+    """Whether ``err`` comes from a ``raise`` statement of the student's code (a stub), rather than from a call in
+    it, such as a torch operation that is "not supported for complex types" (also a NotImplementedError)."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    if "site-packages" in code.co_filename or "dist-packages" in code.co_filename:  # raised inside a library
+        return False
+    return any(i.offset == tb.tb_lasti and i.opname == "RAISE_VARARGS" for i in dis.get_instructions(code))
+
+
+def _not_written(name: str, err: NotImplementedError) -> str:
+    """The feedback for a function that still raises ``NotImplementedError`` (the stubs of the student edition
+    carry their hint as the exception's message)."""
+    hint = str(err).strip()
+    return (f"{name} is not written yet: replace its `raise NotImplementedError(...)` with your code, then run this "
+            f"check again." + (f" Hint: {hint}" if hint else ""))
 
 
 def _copy(v: Any) -> Any:
