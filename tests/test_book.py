@@ -9,9 +9,13 @@ the site, and chapter pages carry the Colab launch link. Skipped when the book i
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
+import select
 import subprocess
 import tempfile
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -20,7 +24,8 @@ import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML, installed with jupyter-book
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
+# CFGLAB_BOOK_HTML points the tests at another build, e.g. a reduced book built with `--toc` and `--path-output`.
+HTML = Path(os.environ.get("CFGLAB_BOOK_HTML", ROOT / "_build" / "html"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHAPTER_DIR = "chapters/"
 
@@ -220,3 +225,225 @@ def test_chapter_has_colab_launch_button(page):
     colab = [h for h in hrefs if "colab.research.google.com" in h]
     assert colab, f"{page}: no Colab launch link"
     assert any(urlsplit(h).path.endswith(f"/{page}.ipynb") for h in colab), f"{page}: Colab link {colab}"
+
+
+# -- interaction: the explorer's static view and the animations respond in the browser, offline ----------------------
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: file descriptors
+    3 and 4 of the browser, no port, no WebDriver), to press keys, click and read the DOM afterwards. The page runs
+    with the network emulated offline, and every request it makes is recorded in :attr:`requests`."""
+
+    def __init__(self, page: str) -> None:
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+        cmd_r, self._cmd_w = os.pipe()   # we write commands, the browser reads them on its fd 3
+        self._out_r, out_w = os.pipe()   # the browser writes replies and events on its fd 4
+        hi = [os.dup(fd) for fd in (cmd_r, out_w)]   # copies >= 5 (fds 3 and 4 may be taken), so dup2 is safe
+        while min(hi) < 5:
+            hi = [os.dup(fd) for fd in hi]
+
+        def wire() -> None:  # in the child, before exec: the pipes become its fds 3 and 4 (dup2 makes them inheritable)
+            os.dup2(hi[0], 3)
+            os.dup2(hi[1], 4)
+
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, close_fds=False, preexec_fn=wire)
+        for fd in (cmd_r, out_w, *hi):
+            os.close(fd)
+        self._buf, self._id, self.requests = b"", 0, []
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for method, params in (("Network.enable", {}), ("Page.enable", {}), ("Runtime.enable", {}),
+                               ("Emulation.setFocusEmulationEnabled", {"enabled": True}),
+                               ("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                                      "downloadThroughput": -1,
+                                                                      "uploadThroughput": -1})):
+            self.call(method, params, session=True)
+        self.call("Page.navigate", {"url": html_file(page).as_uri()}, session=True)
+        self.wait_for("document.readyState === 'complete'")
+
+    def _message(self, deadline: float) -> dict:
+        while b"\0" not in self._buf:
+            ready, _, _ = select.select([self._out_r], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self._out_r, 1 << 20) if ready else b""
+            if not chunk:
+                raise TimeoutError("no reply from Chromium (it exited or hung)")
+            self._buf += chunk
+        raw, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(raw)
+
+    def call(self, method: str, params: dict | None = None, *, session: bool = False, timeout: float = 30) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = self.session
+        data = json.dumps(msg).encode() + b"\0"
+        while data:
+            data = data[os.write(self._cmd_w, data):]
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._message(deadline)
+            if m.get("method") == "Network.requestWillBeSent":
+                self.requests.append(m["params"]["request"]["url"])
+            if m.get("id") == self._id:
+                assert "error" not in m, f"{method}: {m['error']}"
+                return m["result"]
+
+    def js(self, expression: str) -> object:
+        """Evaluate a JavaScript expression in the page and return its (JSON) value."""
+        r = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True},
+                      session=True)
+        assert "exceptionDetails" not in r, f"{expression[:80]}: {r['exceptionDetails']}"
+        return r["result"].get("value")
+
+    def wait_for(self, condition: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.js(f"!!({condition})"):
+            assert time.monotonic() < deadline, f"timed out waiting for {condition}"
+            time.sleep(0.1)
+
+    def click(self, selector: str) -> None:
+        """A real mouse click (pressed and released) at the centre of the element."""
+        x, y = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                       "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+                       "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
+                      session=True)
+
+    def press(self, selector: str, key: str, code: int) -> None:
+        """Focus the element and press a key on it (e.g. "ArrowRight", 39)."""
+        self.js(f"document.querySelector({json.dumps(selector)}).focus()")
+        for kind in ("rawKeyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code,
+                                                 "nativeVirtualKeyCode": code}, session=True)
+
+    def remote_requests(self) -> list[str]:
+        return [u for u in self.requests if not u.startswith(("file:", "data:", "about:", "blob:"))]
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+            self.proc.wait(timeout=10)
+        except (AssertionError, TimeoutError, OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        for fd in (self._cmd_w, self._out_r):
+            os.close(fd)
+        self._log.close()
+        self._profile.cleanup()
+
+
+@pytest.fixture
+def browser():
+    opened: list[Browser] = []
+    yield lambda page: opened.append(Browser(page)) or opened[-1]
+    for b in opened:
+        b.close()
+
+
+def pages_containing(marker: str) -> list[str]:
+    """Toc pages whose built HTML contains ``marker`` (none when the book is not built)."""
+    return [p for p in PAGES if html_file(p).is_file() and marker in html_file(p).read_text(encoding="utf8")]
+
+
+EXPLORER = 'class="cfglab-explorer"'     # the static view of cfglab.explore (cfglab/_views.py, frame_switcher)
+ANIMATION = '<div class="animation">'     # matplotlib's JS animation (cfglab.animate)
+WIDGET_VIEW = 'type="application/vnd.jupyter.widget-view+json"'
+PLAYGROUND = "chapters/13_explorer"
+
+
+@needs_build
+@pytest.mark.skipif(PLAYGROUND not in PAGES, reason=f"{PLAYGROUND} is not in _toc.yml")
+def test_playground_page_has_the_explorer_and_the_animation():
+    html = html_file(PLAYGROUND).read_text(encoding="utf8")
+    assert EXPLORER in html and ANIMATION in html, f"{PLAYGROUND}: no static explorer view or no animation"
+    assert len(html.encode("utf8")) < 3e6, f"{PLAYGROUND} weighs {len(html.encode('utf8')) / 1e6:.1f} MB"
+
+
+@needs_build
+@needs_chromium
+@pytest.mark.parametrize("page", pages_containing(EXPLORER))
+def test_explorer_static_view_responds_offline(page, browser):
+    b = browser(page)
+    root = ".cfglab-explorer"
+    state = (f"(() => {{ const r = document.querySelector('{root}'), img = r.querySelector('img'); return {{"
+             "src: img.src, shown: img.complete && img.naturalWidth > 0, "
+             "ranges: r.querySelectorAll('input[type=range]').length, "
+             "buttons: r.querySelectorAll('button').length, value: r.querySelector('.cfglab-value')"
+             ".textContent, caption: r.querySelector('.cfglab-caption').textContent, pressed: Array.from("
+             "r.querySelectorAll('button')).map(x => x.getAttribute('aria-pressed'))}; })()")
+    b.wait_for(f"document.querySelector('{root} img').complete")
+    s0 = b.js(state)
+    assert s0["ranges"] == 1 and s0["buttons"] >= 2 and s0["shown"], f"{page}: controls or frame missing: {s0}"
+    assert s0["src"].startswith("data:image/png;base64,") and s0["pressed"][0] == "true"
+    b.press(f"{root} input[type=range]", "ArrowRight", 39)   # the reader moves the slider one notch
+    s1 = b.js(state)
+    assert s1["src"] != s0["src"] and s1["value"] != s0["value"] and s1["caption"] != s0["caption"], \
+        f"{page}: the slider did not swap the frame: {s0['value']!r} -> {s1['value']!r}"
+    b.click(f"{root} button:nth-of-type(2)")                  # ... and picks another preset
+    s2 = b.js(state)
+    assert s2["src"] != s1["src"] and s2["pressed"][:2] == ["false", "true"] and s2["value"] == s1["value"], \
+        f"{page}: the preset button did not swap the frame"
+    assert s2["shown"], f"{page}: the swapped frame did not decode"
+    assert not b.remote_requests(), f"{page}: requests to the network: {b.remote_requests()}"
+
+
+@needs_build
+@needs_chromium
+@pytest.mark.parametrize("page", pages_containing(ANIMATION))
+def test_animation_shows_frames_and_steps_offline(page, browser):
+    b = browser(page)
+    state = ("(() => { const a = document.querySelector('.animation'), img = a.querySelector('img'), "
+             "s = a.querySelector('input[type=range]'); return {src: img.src || '', shown: img.complete && "
+             "img.naturalWidth > 0, frames: Number(s.max) + 1, at: Number(s.value), buttons: "
+             "a.querySelectorAll('.anim-buttons button').length, modes: a.querySelectorAll('input[type=radio]').length,"
+             " icons: Array.from(a.querySelectorAll('.anim-buttons button')).map(x => x.textContent.trim())}; })()")
+    b.wait_for("(() => { const i = document.querySelector('.animation img'); return i && i.src && i.complete; })()")
+    s0 = b.js(state)
+    assert s0["shown"] and s0["src"].startswith("data:image/png;base64,"), f"{page}: no animation frame: {s0}"
+    assert 2 <= s0["frames"] <= 40 and s0["buttons"] == 9 and s0["modes"] == 3, f"{page}: controls: {s0}"
+    assert all(s0["icons"]), f"{page}: a control button has no label: {s0['icons']}"
+    b.click(".animation button[title='Pause']")
+    b.click(".animation button[title='First frame']")
+    first = b.js(state)
+    b.click(".animation button[title='Next frame']")
+    s1 = b.js(state)
+    assert s1["at"] == first["at"] + 1 and s1["src"] != first["src"] and s1["shown"], f"{page}: Next frame did nothing"
+    assert not b.remote_requests(), f"{page}: requests to the network: {b.remote_requests()}"
+
+
+@needs_build
+@needs_chromium
+@pytest.mark.parametrize("page", pages_containing(WIDGET_VIEW))
+def test_embedded_widgets_render_controls(page, browser):
+    """Every ipywidgets view stored in a page whose model is in the page's embedded widget state is drawn by the
+    vendored widget manager with controls, never as an empty box; a view whose model was closed before the notebook
+    finished (e.g. a progress bar with leave=False) must take no space at all."""
+    html = html_file(page).read_text(encoding="utf8")
+    state = re.search(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', html, re.DOTALL)
+    stored = set(json.loads(state.group(1))["state"]) if state else set()
+    b = browser(page)
+    b.wait_for("document.readyState === 'complete'")
+    views = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the manager renders asynchronously, after the page has loaded
+        views = b.js(f"Array.from(document.querySelectorAll('script[{WIDGET_VIEW}]')).map(s => {{ "
+                     "const v = s.previousElementSibling, drawn = !!v && v.classList.contains('widget-subarea'); "
+                     "return {id: JSON.parse(s.textContent).model_id, drawn: drawn, "
+                     "h: drawn ? v.getBoundingClientRect().height : 0, area: s.parentElement.getBoundingClientRect()"
+                     ".height, controls: drawn ? v.querySelectorAll('input, button, select, .widget-label, .progress,"
+                     " .widget-slider, .widget-html-content, img').length : 0}; })")
+        if all(v["drawn"] for v in views if v["id"] in stored):
+            break
+        time.sleep(0.25)
+    live = [v for v in views if v["id"] in stored]
+    bad = [v for v in live if not (v["drawn"] and v["h"] > 0 and v["controls"])]
+    assert not bad, f"{page}: {len(bad)} of {len(live)} stored widget views rendered empty: {bad[:3]}"
+    ghosts = [v for v in views if v["id"] not in stored and v["area"] > 0]
+    assert not ghosts, f"{page}: widget views without a stored model take space (an empty box): {ghosts[:3]}"
+    assert not b.remote_requests(), f"{page}: requests to the network: {b.remote_requests()}"
