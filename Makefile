@@ -2,8 +2,8 @@
 # `-m` entry point, so its venv script is called directly).
 #   make venv   create .venv (python3.11) and install requirements.txt + cfglab (editable)
 #   make book   execute every chapter and build the HTML book into _build/html; any warning fails
-#   make test   unit tests, notebook regression tests (nbval), the book, then the browser test of the book
-#   make strip  clear the outputs of the chapter notebooks before committing them
+#   make test   lint and types, unit tests, notebook tests (nbval), the student edition, the book, then the browser test
+#   make strip  clear the outputs of the notebooks (chapters, book pages) before committing them
 #   make lint   ruff over the repository and mypy over the cfglab package (its public API is fully typed)
 #   make student  regenerate the student edition (student/*.ipynb) from the chapters
 #   make clean  remove build outputs (keeps .venv)
@@ -58,7 +58,7 @@ lint: venv
 test-book: venv
 	$(PY) -m pytest tests/test_book.py
 
-test: test-unit test-notebooks book test-book
+test: lint test-unit test-notebooks test-student book test-book
 
 # Chapters are committed without outputs: drop outputs, execution counts and stored widget state.
 define STRIP_NOTEBOOKS
@@ -79,7 +79,7 @@ student: venv
 	$(PY) tools/student_edition.py
 
 strip: venv
-	$(PY) -c "$$STRIP_NOTEBOOKS" $(wildcard chapters/*.ipynb)
+	$(PY) -c "$$STRIP_NOTEBOOKS" $(wildcard chapters/*.ipynb book/*.ipynb)
 
 clean:
 	rm -rf _build .pytest_cache

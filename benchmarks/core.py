@@ -1,137 +1,165 @@
-"""Core speed benchmark: training steps per second of the 2D model, one batched CFG pass against two passes, and
-the time to train a 2D flow model to within 1.5x of the exact-vs-exact sliced-Wasserstein noise floor.
+"""Core speed benchmark: training steps per second, and the cost of one sampler step under each kind of guidance.
 
-Run: ``python benchmarks/core.py`` (add ``--quick`` for a smoke run). Prints a table and writes
-``benchmarks/results/core.json``. The model cache is disabled so every number is a real training run.
+* Training: steps/s of the 2D model (``cl.MLP``, batch 512, the course's defaults) and of chapter 11's digit UNet
+  (``cl.UNet`` width 16, batch 128) through ``cl.train_iter``, at 1 and 2 torch threads, and on CUDA when
+  ``torch.cuda.is_available()``. Wall and CPU (this process) seconds are both recorded.
+* Guidance: milliseconds per sampler step (Euler, ``cl.ode``) for n in {64, 256, 1024, 4096} points of
+  ``cl.make("mixture")``-sized models: unguided (one conditional pass), classifier guidance
+  (``cl.classifier_guided``: an unconditional pass plus a noise-aware classifier's forward and backward pass),
+  classifier-free guidance as one batched pass over ``[x, x]`` (``cl.guided``) and as two separate passes.
+  Networks are freshly initialised: the cost of a pass does not depend on the weights.
+
+Run: ``python benchmarks/core.py [--quick --out DIR]``; writes ``core.json``. The model cache is off.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import statistics
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-os.environ["CFGLAB_CACHE"] = "off"
+if __package__ in (None, ""):  # run as a script: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("CFGLAB_CACHE", "off")
 
 import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
 
 import cfglab as cl  # noqa: E402
+from benchmarks import _common  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def time_calls(fn, repeats: int, inner: int) -> float:
-    """Median seconds per call over ``repeats`` timings of ``inner`` calls (after one warm-up)."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+THREADS = (1, 2)
+GUIDANCE_N = (64, 256, 1024, 4096)
+GUIDANCE_METHODS = ("unguided", "classifier guidance", "CFG one batched pass", "CFG two passes")
+SCALE = 3.0
 
 
-def training_speed(steps: int) -> dict:
-    mix = cl.make("moons")
-    model = cl.MLP(2, mix.num_classes, path=cl.Linear(), pred="velocity")
-    it = cl.train_iter(model, mix, cl.TrainConfig(steps=steps + 20, batch_size=512))
-    for _ in range(20):  # warm-up
+def _sync(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+
+def training_speed(model: nn.Module, data: Any, config: cl.TrainConfig, warmup: int, device: str) -> dict[str, Any]:
+    """Steps per second of ``cl.train_iter`` on ``device`` after ``warmup`` steps (wall and process CPU)."""
+    model = model.to(device)
+    it = cl.train_iter(model, data, config)
+    for _ in range(warmup):
         next(it)
-    t0 = time.perf_counter()
+    sync = _sync(device)
+    sync()
+    steps = config.steps - warmup
+    w0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         next(it)
-    dt = time.perf_counter() - t0
-    return {"steps": steps, "batch_size": 512, "seconds": dt, "steps_per_second": steps / dt}
+    sync()
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return {"device": device, "threads": torch.get_num_threads(), "steps": steps, "batch_size": config.batch_size,
+            "wall_seconds": wall, "cpu_seconds": cpu, "steps_per_second": steps / wall,
+            "parameters": sum(p.numel() for p in model.parameters())}
 
 
-def guided_pass_speed(batch_sizes: list[int], repeats: int) -> list[dict]:
-    mix = cl.make("mixture")
-    model = cl.MLP(2, mix.num_classes, path=cl.Linear(), pred="velocity").eval()
+def trainings(steps_mlp: int, steps_unet: int, devices: list[str], warmup: int = 5) -> list[dict[str, Any]]:
+    """Training speed of the 2D MLP and the digit UNet (timed after ``warmup`` steps), per device and (on CPU) per
+    thread count."""
+    mix, digits = cl.make("moons"), cl.digits.dataset("train")
     rows = []
-    for n in batch_sizes:
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(n, 2, generator=g)
-        t = torch.full((n,), 0.5)
-        y = torch.zeros(n, dtype=torch.long)
-        batched = cl.guided(model, y, 3.0, kind="velocity")
-
-        def two_passes():
-            return cl.cfg(model(x, t, y), model(x, t, model.null_label), 3.0)
-
-        with torch.no_grad():
-            assert torch.allclose(batched(x, t), two_passes(), atol=1e-5)
-            inner = max(1, 20000 // n)
-            tb = time_calls(lambda: batched(x, t), repeats, inner)
-            t2 = time_calls(two_passes, repeats, inner)
-        rows.append({"n": n, "batched_ms": 1e3 * tb, "two_passes_ms": 1e3 * t2, "speedup": t2 / tb})
+    for device in devices:
+        for threads in THREADS if device == "cpu" else (torch.get_num_threads(),):
+            torch.set_num_threads(threads)
+            try:
+                mlp = training_speed(cl.MLP(2, mix.num_classes, path=cl.Linear(), pred="velocity"), mix,
+                                     cl.TrainConfig(steps=steps_mlp + warmup), warmup, device)
+                unet = training_speed(cl.UNet(8, num_classes=10, path=cl.Linear(), pred="velocity", width=16),
+                                      digits, cl.TrainConfig(steps=steps_unet + warmup, batch_size=128, lr=2e-3),
+                                      warmup, device)
+            except Exception as err:  # an accelerator run that fails is reported, not hidden
+                if device == "cpu":
+                    raise
+                rows.append({"device": device, "threads": threads, "error": repr(err)})
+                continue
+            rows += [{"model": "2D MLP", **mlp}, {"model": "digit UNet", **unet}]
+            print(f"  {device} {threads} thread(s): MLP {mlp['steps_per_second']:.0f} steps/s, "
+                  f"UNet {unet['steps_per_second']:.1f} steps/s", flush=True)
+    torch.set_num_threads(1)
     return rows
 
 
-def time_to_quality(max_steps: int, check_every: int, n_eval: int) -> dict:
-    """Train the course's recipe on moons and record when SW to exact samples first gets within 1.5x of the
-    noise floor (40 Heun steps for sampling; evaluation time is excluded from the training clock)."""
-    mix = cl.make("moons")
-    floor = cl.noise_floor(mix, n_eval)
-    model = cl.MLP(2, mix.num_classes, path=cl.Linear(), pred="velocity")
-    g = torch.Generator().manual_seed(1)
-    truth, _ = mix.sample(n_eval, generator=g)
-    x1 = model.path.prior(n_eval, 2, generator=g)
-    train_seconds, history, reached = 0.0, [], None
-    it = cl.train_iter(model, mix, cl.TrainConfig(steps=max_steps))
-    for step in range(1, max_steps + 1):
-        t0 = time.perf_counter()
-        next(it)
-        train_seconds += time.perf_counter() - t0
-        if step % check_every == 0:
-            model.eval()
-            with torch.no_grad():
-                x = cl.ode(cl.guided(model, 0, 0.0), x1, model.path, 40)  # scale 0: the unconditional model
-            model.train()
-            sw = cl.sliced_wasserstein(x, truth)
-            history.append({"step": step, "train_seconds": train_seconds, "sw": sw})
-            if reached is None and sw <= 1.5 * floor:
-                reached = history[-1]
-    for _ in it:  # let the generator finish so the model is left in eval mode
-        pass
-    return {"dataset": "moons", "noise_floor_sw": floor, "target_sw": 1.5 * floor, "reached": reached,
-            "history": history, "n_eval": n_eval}
+def guidance_fields(device: str) -> tuple[dict[str, Callable[[Tensor, Tensor], Tensor]], dict[str, int]]:
+    """The four fields whose per-step cost is compared, for class 0 of a 3-class 2D toy at scale ``SCALE``."""
+    k = cl.make("mixture").num_classes
+    cond = cl.MLP(2, k, path=cl.Linear(), pred="velocity", seed=0).to(device).eval()
+    uncond = cl.MLP(2, 0, path=cl.Linear(), pred="velocity", seed=0).to(device).eval()
+    clf = cl.Classifier(2, k, path=cl.Linear(), seed=0).to(device).eval()
+
+    def two_passes(x: Tensor, t: Tensor) -> Tensor:
+        guided = cl.cfg(cond(x, t, 0), cond(x, t, cond.null_label), SCALE)
+        return cond.path.convert(guided, x, t, cond.pred, "score")
+
+    fields = {"unguided": cl.guided(cond, 0, 1.0),
+              "classifier guidance": cl.classifier_guided(lambda x, t: uncond.predict(x, t), clf, 0, SCALE),
+              "CFG one batched pass": cl.guided(cond, 0, SCALE),
+              "CFG two passes": two_passes}
+    params = {"denoiser": sum(p.numel() for p in cond.parameters()),
+              "classifier": sum(p.numel() for p in clf.parameters())}
+    return fields, params
+
+
+def guidance_cost(ns: tuple[int, ...], steps: int, repeats: int, devices: list[str], points: int = 2048
+                  ) -> dict[str, Any]:
+    """Milliseconds per Euler step of ``cl.ode`` for each field, n and thread count (or device), wall clock and
+    process CPU: medians over ``repeats`` interleaved rounds of ``max(1, points // n)`` runs of ``steps`` steps."""
+    rows = []
+    params: dict[str, int] = {}
+    for device in devices:
+        for threads in THREADS if device == "cpu" else (torch.get_num_threads(),):
+            torch.set_num_threads(threads)
+            try:
+                fields, params = guidance_fields(device)
+                for n in ns:
+                    x = cl.Linear().prior(n, 2, generator=torch.Generator().manual_seed(0)).to(device)
+                    t_half = torch.full((n,), 0.5, device=device)
+                    with torch.no_grad():
+                        a, b = fields["CFG one batched pass"](x, t_half), fields["CFG two passes"](x, t_half)
+                        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), "batched and two-pass CFG disagree"
+                        runs = {name: (lambda fn=fn: cl.ode(fn, x, cl.Linear(), steps, method="euler",
+                                                            denoise=False)) for name, fn in fields.items()}
+                        sec = _common.interleaved_timings(runs, repeats, max(1, points // n), _sync(device))
+                    ms = {name: 1e3 * s["wall"] / steps for name, s in sec.items()}
+                    cpu_ms = {name: 1e3 * s["cpu"] / steps for name, s in sec.items()}
+                    rows.append({"device": device, "threads": threads, "n": n, "ms_per_step": ms,
+                                 "cpu_ms_per_step": cpu_ms,
+                                 "speedup_batched_vs_two_passes": ms["CFG two passes"] / ms["CFG one batched pass"],
+                                 "speedup_batched_vs_two_passes_cpu":
+                                     cpu_ms["CFG two passes"] / cpu_ms["CFG one batched pass"],
+                                 "classifier_guidance_vs_batched_cfg":
+                                     ms["classifier guidance"] / ms["CFG one batched pass"]})
+                    print(f"  {device} {threads} thread(s) n={n:>5}: " + ", ".join(
+                        f"{k} {v:.3f} ms" for k, v in ms.items()), flush=True)
+            except Exception as err:  # an accelerator run that fails is reported, not hidden
+                if device == "cpu":
+                    raise
+                rows.append({"device": device, "threads": threads, "error": repr(err)})
+    torch.set_num_threads(1)
+    return {"scale": SCALE, "sampler": {"method": "euler", "steps_timed": steps}, "parameters": params,
+            "methods": list(GUIDANCE_METHODS), "rows": rows}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
-    args = ap.parse_args()
+    args = _common.parser(__doc__).parse_args()
+    out_dir = _common.output_folder(args)
+    torch.set_num_threads(1)
+    started = _common.provenance()
     q = args.quick
-    out = {
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()},
-        "training": training_speed(50 if q else 500),
-        "guided_pass": guided_pass_speed([256, 1024] if q else [256, 1024, 4096, 16384], 3 if q else 7),
-        "time_to_quality": time_to_quality(400 if q else cl.TrainConfig().steps, 200 if q else 250,
-                                           1000 if q else 4000),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / ("core_quick.json" if q else "core.json")).write_text(json.dumps(out, indent=2))
-    tr = out["training"]
-    print(f"training: {tr['steps_per_second']:.0f} steps/s (batch {tr['batch_size']}, "
-          f"{out['machine']['threads']} threads)")
-    print("guided pass (one batched pass vs two passes):")
-    for r in out["guided_pass"]:
-        print(f"  n={r['n']:>6}: batched {r['batched_ms']:.3f} ms, two passes {r['two_passes_ms']:.3f} ms, "
-              f"speedup {r['speedup']:.2f}x")
-    tq = out["time_to_quality"]
-    print(f"time to quality on moons: noise floor SW {tq['noise_floor_sw']:.4f}, target {tq['target_sw']:.4f}")
-    if tq["reached"]:
-        r = tq["reached"]
-        print(f"  reached SW {r['sw']:.4f} at step {r['step']} after {r['train_seconds']:.1f} s of training")
-    else:
-        last = tq["history"][-1]
-        print(f"  NOT reached: best SW {min(h['sw'] for h in tq['history']):.4f}; last at step {last['step']}")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print("training speed", flush=True)
+    train = trainings(10 if q else 500, 2 if q else 100, devices, 1 if q else 10)
+    print("cost of one sampler step", flush=True)
+    guide = guidance_cost((64, 256) if q else GUIDANCE_N, 2 if q else 10, 2 if q else 7, devices, 64 if q else 2048)
+    file = _common.write(out_dir, "core", {"quick": q, "cuda_available": torch.cuda.is_available(),
+                                           "training": train, "guidance": guide}, started)
+    print(f"wrote {file}")
 
 
 if __name__ == "__main__":
