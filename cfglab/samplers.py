@@ -103,6 +103,9 @@ def ode(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: in
     ts = _grid(path, steps, x, t_max, t_min, spacing)
     field = _Field(fn, path, pred)
     c = path(ts)
+    if c.alpha.device.type != "meta" and not bool((c.alpha > 0).all()):  # meta: shapes only, no values
+        raise ValueError(f"ode integrates in x / alpha and needs alpha > 0 on the whole grid, but alpha(t_max="
+                         f"{ts[0].item():.4g}) = 0: start below t = 1 (the Linear path's default t_max is 0.999)")
     alpha, sig = c.alpha, c.sigma / c.alpha  # sigma~ along the grid
     xs = [x] if return_trajectory else []
     for i in range(steps):

@@ -323,6 +323,8 @@ CASES = [
     ("samplers.ode", "steps 0", lambda: samplers.ode(score, x, path, 0), ValueError, "steps must be >= 1"),
     ("samplers.ode", "steps float", lambda: samplers.ode(score, x, path, 2.5), TypeError,
      "steps must be an integer"),
+    ("samplers.ode", "t_max 1 on Linear", lambda: samplers.ode(score, x, path, 3, t_max=1.0, spacing="uniform"),
+     ValueError, "needs alpha > 0 on the whole grid"),
     ("samplers.ode", "method", lambda: samplers.ode(score, x, path, 3, method="rk4"), ValueError,
      "method must be one of"),
     ("samplers.ode", "pred", lambda: samplers.ode(score, x, path, 3, pred="noise"), ValueError,
