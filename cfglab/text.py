@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from . import _checks, cache
 from .guidance import cfg
-from .train import TrainConfig, _lr_at, _resolve_config, drop_labels
+from .train import TrainConfig, _resolve_config, drop_labels
 
 
 class MarkovText:
@@ -235,7 +235,7 @@ def fit_text(model: TextModel, source: MarkovText, config: TrainConfig | None = 
     model.train()
     for step in range(config.steps):
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, config)
+            group["lr"] = config.lr_at(step)
         x, y = source.sample(config.batch_size, generator=g)
         y = drop_labels(y, config.p_uncond, model.null_label, g)
         loss = text_loss(model, x, y)

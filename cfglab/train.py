@@ -50,6 +50,15 @@ class TrainConfig:
         _checks.count("seed", self.seed, minimum=0)
         _checks.scalar("grad_clip", self.grad_clip, positive=True)
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate at ``step`` (0-based): linear warm-up over the first 2 % of steps, then cosine decay."""
+        step = _checks.count("step", step, minimum=0)
+        warmup = max(1, self.steps // 50)
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, self.steps - warmup)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
 
 @dataclass(frozen=True)
 class TrainStep:
@@ -122,14 +131,6 @@ def classifier_loss(clf: Classifier, x0: Tensor, y: Tensor, *, t: Tensor | None 
     return nn.functional.cross_entropy(clf(clf.path.noise(x0, t, eps), t), y)
 
 
-def _lr_at(step: int, config: TrainConfig) -> float:
-    warmup = max(1, config.steps // 50)
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, config.steps - warmup)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def train_iter(model: nn.Module, data: Data, config: TrainConfig | None = None) -> Iterator[TrainStep]:
     """The training loop as a generator: each ``next`` runs one Adam step and yields its :class:`TrainStep`.
 
@@ -181,7 +182,7 @@ def _loop(model: nn.Module, data: Data, config: TrainConfig) -> Iterator[TrainSt
     den = None if isinstance(model, Classifier) else _checks.model("model", model, "num_classes", "null_label")
     model.train()
     for step in range(config.steps):
-        lr = _lr_at(step, config)
+        lr = config.lr_at(step)
         for group in opt.param_groups:
             group["lr"] = lr
         x0, y = data.sample(config.batch_size, generator=g)

@@ -200,6 +200,8 @@ CASES = [
      "kind must be one of"),
     # -- train --------------------------------------------------------------------------------------------------
     ("train.TrainConfig", "steps 0", lambda: train.TrainConfig(steps=0), ValueError, "steps must be >= 1"),
+    ("train.TrainConfig.lr_at", "step negative", lambda: train.TrainConfig().lr_at(-1), ValueError,
+     "step must be >= 0"),
     ("train.TrainConfig", "lr", lambda: train.TrainConfig(lr=-1.0), ValueError, "lr must be > 0"),
     ("train.TrainConfig", "p_uncond", lambda: train.TrainConfig(p_uncond=2.0), ValueError,
      "p_uncond must be in [0, 1]"),

@@ -1,5 +1,6 @@
 """Training: label dropout, the loss targets, a short run that learns, NaN handling, reproducibility, the cache."""
 
+import math
 import pickle
 
 import pytest
@@ -177,3 +178,12 @@ def test_noise_aware_classifier_learns_the_exact_posterior():
         exact = mix.posterior(xt, t, path)
         assert (p - exact).abs().mean() < 0.05
     assert classifier_loss(clf, x, torch.zeros(2000, dtype=torch.long), generator=g).item() > 0
+
+
+def test_lr_schedule_warms_up_then_follows_the_cosine_closed_form():
+    config = TrainConfig(steps=1000, lr=2e-3)  # warm-up = 1000 // 50 = 20 steps
+    assert config.lr_at(0) == pytest.approx(2e-3 / 20)
+    assert config.lr_at(19) == pytest.approx(2e-3)
+    for step in (20, 300, 510, 999):
+        progress = (step - 20) / 980
+        assert config.lr_at(step) == pytest.approx(1e-3 * (1 + math.cos(math.pi * progress)))
