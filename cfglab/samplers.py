@@ -10,7 +10,8 @@ Langevin samplers take a score ``fn(x)`` of a fixed target instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,29 @@ class _Field:
         return self.path.convert(_evaluate(self.fn, x, tt), x, tt, self.pred, kind)
 
 
+PROGRESS_DELAY = 3.0  # seconds a sampler runs before its progress bar appears
+
+
+def _progress(steps: int | Tensor, desc: str) -> Iterator[Any]:
+    """Iterate over ``range(steps)`` (or a tensor of times); once the loop has run for ``PROGRESS_DELAY`` seconds,
+    show a notebook-aware progress bar for the rest. The bar is created only then: short samplers print nothing and
+    leave no widget behind in an executed notebook."""
+    items = range(steps) if isinstance(steps, int) else steps
+    start, bar = time.monotonic(), None
+    try:
+        for i, item in enumerate(items):
+            if bar is None and time.monotonic() - start >= PROGRESS_DELAY:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=len(items), initial=i, desc=desc, leave=False)
+            yield item
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _grid(path: Path, steps: int, x: Tensor, t_max: float | None, t_min: float | None, spacing: str) -> Tensor:
     if not isinstance(path, Path):
         raise TypeError(f"path must be a cfglab.paths.Path (VE, VP, Linear), got {type(path).__name__}")
@@ -108,7 +132,7 @@ def ode(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: in
                          f"{ts[0].item():.4g}) = 0: start below t = 1 (the Linear path's default t_max is 0.999)")
     alpha, sig = c.alpha, c.sigma / c.alpha  # sigma~ along the grid
     xs = [x] if return_trajectory else []
-    for i in range(steps):
+    for i in _progress(steps, "ode"):
         h = sig[i + 1] - sig[i]
         d = field(x, ts[i], "eps")
         xt_next = x / alpha[i] + h * d
@@ -133,7 +157,7 @@ def sde(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: in
     ts = _grid(path, steps, x, t_max, t_min, spacing)
     field = _Field(fn, path, pred)
     xs = [x] if return_trajectory else []
-    for i in range(steps):
+    for i in _progress(steps, "sde"):
         h = ts[i + 1] - ts[i]  # < 0
         drift, g = path.reverse_sde(x, ts[i], field(x, ts[i], "score"))
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
@@ -158,7 +182,7 @@ def ddim(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: i
     ts = _grid(path, steps, x, t_max, t_min, spacing)
     field = _Field(fn, path, pred)
     xs = [x] if return_trajectory else []
-    for i in range(steps):
+    for i in _progress(steps, "ddim"):
         t, s = ts[i], ts[i + 1]
         ct, cs = path(t), path(s)
         pred_now = field(x, t, pred)  # one evaluation, converted twice below
@@ -194,7 +218,7 @@ def langevin(fn: Callable[[Tensor], Tensor], x: Tensor, step_size: float, steps:
     h = _checks.scalar("step_size", step_size, positive=True)
     steps = _checks.count("steps", steps)
     xs = [x] if return_trajectory else []
-    for i in range(steps):
+    for i in _progress(steps, "langevin"):
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         x = x + h * _evaluate(fn, x) + math.sqrt(2 * h) * z
         _finite(x, f"at Langevin step {i + 1}")
@@ -239,7 +263,7 @@ def mala(log_prob: Callable[[Tensor], Tensor], x: Tensor, step_size: float, step
     accept = []
     lp, s = _log_density(log_prob, x), _evaluate(score, x, name="score")
     dims = tuple(range(1, x.ndim))
-    for _ in range(steps):
+    for _ in _progress(steps, "mala"):
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         prop = x + h * s + math.sqrt(2 * h) * z
         lp_prop, s_prop = _log_density(log_prob, prop), _evaluate(score, prop, name="score")
@@ -277,7 +301,7 @@ def annealed_langevin(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: P
     xs = [x] if return_trajectory else []
     times = [ts[0]] if return_trajectory else []
     sigma_last = path(ts[-1]).sigma.item()
-    for t in ts:
+    for t in _progress(ts, "annealed_langevin"):
         h = eps * (path(t).sigma.item() / sigma_last) ** 2
         tt = t.expand(x.shape[0])
         for _ in range(steps_per_level):
@@ -316,7 +340,7 @@ def ddim_cfgpp(pair: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], x: Tenso
         x0 = torch.lerp(path.convert(u, x, tt, pred, "x0"), path.convert(c, x, tt, pred, "x0"), lam)
         return x0, path.convert(u, x, tt, pred, "eps")
 
-    for i in range(steps):
+    for i in _progress(steps, "ddim_cfgpp"):
         x0, eps_u = both(x, ts[i])
         cs = path(ts[i + 1])
         x = cs.alpha * x0 + cs.sigma * eps_u

@@ -152,3 +152,15 @@ def test_euler_on_the_linear_path_is_plain_velocity_euler():
         v = path.convert(mix.score(x, ts[i], path), x, ts[i], "score", "velocity")
         x = x + (ts[i + 1] - ts[i]) * v
     assert torch.allclose(got, x, rtol=1e-10, atol=1e-10)
+
+
+def test_a_long_sampler_shows_a_progress_bar_and_a_short_one_does_not(monkeypatch, capsys):
+    from cfglab import samplers
+
+    mix, path = make("mixture"), Linear()
+    x = path.prior(8, 2, generator=torch.Generator().manual_seed(0))
+    ode(mix.score_fn(path), x, path, 5)  # far below the 3 s delay: silent
+    assert "ode" not in capsys.readouterr().err
+    monkeypatch.setattr(samplers, "PROGRESS_DELAY", 0.0)
+    ode(mix.score_fn(path), x, path, 5)
+    assert "ode" in capsys.readouterr().err
