@@ -1,16 +1,11 @@
-"""Chapter 4 exercise checks: the reference passes, every listed mistake gets its own diagnosis, a stub is 'not
-written yet', and the references agree with cfglab (drop_labels semantics, the exact posterior)."""
+"""Chapter 4 exercise checks: the reference passes, every listed mistake gets its own diagnosis, and the references
+agree with cfglab (drop_labels semantics, the exact posterior)."""
 
 import pytest
 import torch
 
 import cfglab as cl
 from cfglab.exercises import ch04, check_ambiguous_fraction, check_drop_labels
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError
-
 
 # -- drop_labels ------------------------------------------------------------------------------------------------
 
@@ -51,11 +46,6 @@ def test_drop_labels_float_labels_are_diagnosed():
     assert not verdict and "integers" in verdict.message
 
 
-def test_drop_labels_stub_is_not_written_yet():
-    verdict = check_drop_labels(_stub, quiet=True)
-    assert not verdict and "not written yet" in verdict.message
-
-
 def test_drop_labels_reference_matches_cfglab_semantics():
     """cfglab.drop_labels draws u = torch.rand(n) from its generator and drops where u < p_uncond."""
     y = torch.randint(0, 3, (5000,), generator=torch.Generator().manual_seed(1))
@@ -75,11 +65,6 @@ def test_ambiguous_fraction_reference_passes():
 def test_ambiguous_fraction_mistakes_are_diagnosed(explanation, wrong):
     verdict = check_ambiguous_fraction(wrong, quiet=True)
     assert not verdict and explanation in verdict.message
-
-
-def test_ambiguous_fraction_stub_is_not_written_yet():
-    verdict = check_ambiguous_fraction(_stub, quiet=True)
-    assert not verdict and "not written yet" in verdict.message
 
 
 def test_ambiguous_fraction_of_the_overlap_toy_matches_the_closed_form():
