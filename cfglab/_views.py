@@ -18,6 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from .plot import grid
+
 
 class HTMLView:
     """A block of self-contained HTML that Jupyter and Jupyter Book display as ``text/html``."""
@@ -73,10 +75,9 @@ def png_uri(png: bytes) -> str:
 
 def density_grid(log_prob: Callable[[Tensor], Tensor], lim: float, n: int = 120) -> Any:
     """``exp(log_prob)`` on an n x n grid over [-lim, lim]^2 (rows are y), as a numpy array for :func:`show_density`."""
-    u = torch.linspace(-lim, lim, n, dtype=torch.float64)
-    X, Y = torch.meshgrid(u, u, indexing="xy")
+    pts, _, _ = grid(lim, n)
     with torch.no_grad():
-        return torch.exp(log_prob(torch.stack([X.flatten(), Y.flatten()], 1))).reshape(n, n).numpy()
+        return torch.exp(log_prob(pts)).reshape(n, n).numpy()
 
 
 def show_density(ax: Axes, density: Any, lim: float, levels: int = 7) -> Axes:

@@ -20,7 +20,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from . import _checks, _live, _views
+from . import _checks, _live, _views, plot
 from .data import GaussianMixture
 from .guidance import in_interval, label_predictions, rescale
 from .metrics import adherence, diversity, sliced_wasserstein
@@ -171,8 +171,7 @@ class Explorer:
         t = self.t if t is None else _checks.probability("t", t)
         x = self.sample(setting)
         metrics = self.measure(x)
-        u = torch.linspace(-0.85 * self.lim, 0.85 * self.lim, 11)
-        pts = torch.stack(torch.meshgrid(u, u, indexing="xy"), -1).reshape(-1, 2)  # (121, 2) arrow tails x_t
+        pts, _, _ = plot.grid(0.85 * self.lim, 11, dtype=torch.get_default_dtype())  # (121, 2) arrow tails x_t
         with torch.no_grad():
             x0 = guidance_field(self.model, self.mixture, self.y, setting, space=self.space, kind="x0")(
                 pts, torch.tensor(t))
