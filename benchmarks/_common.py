@@ -17,7 +17,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-FORMAT = 1  # bump when the layout of the result files changes (the results page checks it)
+FORMAT = 2  # bump when the layout of the result files changes (the results page checks it)
 
 
 def git_commit() -> dict[str, Any]:

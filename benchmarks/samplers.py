@@ -4,7 +4,8 @@ On a Gaussian data law ``N(m, s^2 I)`` every marginal is Gaussian, ``p_t = N(alp
 ``S_t^2 = alpha_t^2 s^2 + sigma_t^2``, and the probability-flow ODE moves each point affinely:
 ``x_u = alpha_u m + (S_u / S_t) (x_t - alpha_t m)``. Starting from exact samples of ``p_{t_max}``:
 
-* deterministic samplers (Euler and Heun in ``cl.ode``, DDIM in ``cl.ddim``) are compared point by point with
+* deterministic samplers (Euler and Heun in t, Heun in Karras' scaled variable sigma/alpha, all ``cl.ode``; DDIM,
+  which is Euler in that variable, ``cl.ddim``) are compared point by point with
   that exact map at ``t_min`` (RMS endpoint error). Their step is affine in x for an affine score, so the law of
   their output is Gaussian too; its variance, read off the fitted affine map, is compared with ``S_{t_min}^2``;
 * Euler–Maruyama (``cl.sde``) is compared in law: the mean and variance of its output against ``alpha m`` and
@@ -16,6 +17,11 @@ Each error is fitted by ``log(error) = c - order * log(NFE)`` over the largest N
 the three-class ``cl.make("mixture")`` from its exact score and is scored by the sliced Wasserstein distance to
 exact samples minus the exact-vs-exact noise floor. Heun costs 2 evaluations per step; ``denoise=False``
 everywhere except the mixture (where the final Tweedie step adds one evaluation, not counted).
+
+Everything is measured on every path (Linear, VP, VE) and every grid spacing (uniform in t, uniform in log-SNR,
+Karras' rho = 7), and the path's default ODE (``path.ode_variable``, ``path.spacing``) is chosen from it: Heun in
+the variable and on the grid with the smallest relative spread error in the few-step regime, NFE 8 to 32
+(:func:`choose_defaults`). ``tests/test_benchmarks.py`` holds the library's defaults to that choice.
 
 Run: ``python benchmarks/samplers.py [--quick --out DIR]``; writes ``samplers.json``.
 """
@@ -39,8 +45,12 @@ import cfglab as cl  # noqa: E402
 from benchmarks import _common  # noqa: E402
 
 NFES = (2, 4, 8, 16, 32, 64, 128, 256)
-METHODS = ("euler", "heun", "ddim", "euler_maruyama")
-PATHS: dict[str, cl.Path] = {"Linear": cl.Linear(), "VP": cl.VP()}
+# The ODE samplers: (cl.ode method, variable); "ddim" is cl.ddim (Euler in the scaled variable sigma).
+ODE_METHODS = {"euler_t": ("euler", "t"), "heun_t": ("heun", "t"), "heun_sigma": ("heun", "sigma")}
+METHODS = ("euler_t", "heun_t", "ddim", "heun_sigma", "euler_maruyama")
+SPACINGS = ("uniform", "logsnr", "edm")
+PATHS: dict[str, cl.Path] = {"Linear": cl.Linear(), "VP": cl.VP(), "VE": cl.VE()}
+LOW_NFES = (8, 16, 32)  # where the defaults are chosen: the few-step regime the chapters sample in
 F64 = torch.float64
 
 
@@ -79,11 +89,12 @@ class Gaussian:
         mu1, s1 = self.marginal(path, t_to)
         return mu1 + (s1 / s0) * (x - mu0)
 
-    def em_law(self, path: cl.Path, steps: int, mean: Tensor, var: float) -> tuple[Tensor, float]:
+    def em_law(self, path: cl.Path, steps: int, mean: Tensor, var: float,
+               spacing: str | None = None) -> tuple[Tensor, float]:
         """The exact mean and variance of Euler–Maruyama's output on the reverse SDE (as ``cl.sde`` steps it, on
         ``path.timesteps(steps)``) from ``N(mean, var I)``: with the affine score each step is
         ``x <- A x + B + C z``, so ``mean <- A mean + B`` and ``var <- A^2 var + C^2``."""
-        ts = path.timesteps(steps)
+        ts = path.timesteps(steps, spacing=spacing)
         for i in range(steps):
             c = path(ts[i])
             h = ts[i + 1] - ts[i]                                  # < 0
@@ -114,18 +125,21 @@ def fit_order(nfes: Sequence[int], errors: Sequence[float], last: int = 4) -> fl
     return -slope
 
 
-def deterministic(method: str, fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: cl.Path,
-                  nfe: int) -> Tensor:
-    """Run Euler, Heun (NFE/2 steps) or DDIM to ``t_min`` without the final denoising step."""
+def deterministic(method: str, fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: cl.Path, nfe: int,
+                  spacing: str | None = None) -> Tensor:
+    """Run one ODE sampler of :data:`METHODS` with ``nfe`` evaluations (Heun: NFE/2 steps) to ``t_min``, without
+    the final denoising step."""
     if method == "ddim":
-        return cast(Tensor, cl.ddim(fn, x, path, nfe, denoise=False))
-    steps = nfe // 2 if method == "heun" else nfe
-    return cast(Tensor, cl.ode(fn, x, path, steps, method=method, denoise=False))
+        return cast(Tensor, cl.ddim(fn, x, path, nfe, denoise=False, spacing=spacing))
+    kind, variable = ODE_METHODS[method]
+    steps = nfe // 2 if kind == "heun" else nfe
+    return cast(Tensor, cl.ode(fn, x, path, steps, method=kind, variable=variable, spacing=spacing, denoise=False))
 
 
 def gaussian_errors(path: cl.Path, nfes: Sequence[int], n: int, n_sde: int, seed: int = 0,
-                    gauss: Gaussian = Gaussian()) -> dict[str, Any]:
-    """Errors of every sampler against the Gaussian's closed forms on one path (see the module docstring)."""
+                    gauss: Gaussian = Gaussian(), spacing: str | None = None) -> dict[str, Any]:
+    """Errors of every sampler against the Gaussian's closed forms on one path and grid (see the module
+    docstring). ``spread_error`` is ``|std of the output law / S_{t_min} - 1|``, the relative error in spread."""
     nfes = check_nfes(nfes)
     if n < 2 or n_sde < 2:
         raise ValueError(f"n and n_sde must be >= 2 (sample variances), got {n} and {n_sde}")
@@ -137,39 +151,62 @@ def gaussian_errors(path: cl.Path, nfes: Sequence[int], n: int, n_sde: int, seed
     exact = gauss.flow(path, x, path.t_max, path.t_min)
     out: dict[str, Any] = {"exact_std_t_min": float(s_min), "data_std": gauss.std}
     xc = x - x.mean(0)
-    for method in ("euler", "heun", "ddim"):
+    for method in METHODS[:-1]:
         rows: list[dict[str, Any]] = []
         for nfe in nfes:
-            y = deterministic(method, fn, x, path, nfe)
+            y = deterministic(method, fn, x, path, nfe, spacing)
             slope = ((y - y.mean(0)) * xc).sum(0) / (xc**2).sum(0)      # the sampler's map is affine, per axis
             var = slope**2 * s_max**2                                   # variance of its output law
             mean = y.mean(0) + slope * (mu_max - x.mean(0))             # mean of its output law
             rows.append({"nfe": nfe, "endpoint_rms": float((y - exact).pow(2).sum(1).mean().sqrt()),
                          "variance_error": float((var - s_min**2).abs().max()),
+                         "spread_error": float((var.sqrt() / s_min - 1).abs().max()),
                          "mean_error": float((mean - mu_min).abs().max())})
         out[method] = rows
     rows = []
     for nfe in nfes:
         x0 = mu_max + s_max * torch.randn(n_sde, len(gauss.mean), generator=g, dtype=F64)   # exact p_{t_max}
-        y = cast(Tensor, cl.sde(fn, x0, path, nfe, generator=g, denoise=False))
-        law_mean, law_var = gauss.em_law(path, nfe, mu_max, float(s_max**2))
+        y = cast(Tensor, cl.sde(fn, x0, path, nfe, generator=g, denoise=False, spacing=spacing))
+        law_mean, law_var = gauss.em_law(path, nfe, mu_max, float(s_max**2), spacing)
         mc_var = y.var(0)
         rows.append({"nfe": nfe, "variance_error": abs(law_var - float(s_min**2)),
+                     "spread_error": abs(math.sqrt(law_var) / float(s_min) - 1),
                      "mean_error": float((law_mean - mu_min).abs().max()),
                      "mc_variance": mc_var.tolist(), "mc_mean": y.mean(0).tolist(),
                      "law_variance": law_var, "law_mean": law_mean.tolist(),
                      "mc_variance_se": float(law_var * math.sqrt(2 / (n_sde - 1))),
                      "mc_mean_se": math.sqrt(law_var / n_sde)})
     out["euler_maruyama"] = rows
-    a, b = deterministic("euler", fn, x, path, nfes[-1]), deterministic("ddim", fn, x, path, nfes[-1])
-    out["euler_vs_ddim_max_abs"] = float((a - b).abs().max())
-    keys = {"euler": "endpoint_rms", "heun": "endpoint_rms", "ddim": "endpoint_rms", "euler_maruyama": "variance_error"}
+    kind, variable = "euler", "sigma"
+    a = cast(Tensor, cl.ode(fn, x, path, nfes[-1], method=kind, variable=variable, spacing=spacing, denoise=False))
+    out["euler_sigma_vs_ddim_max_abs"] = float((a - deterministic("ddim", fn, x, path, nfes[-1], spacing)).abs().max())
+    keys = {m: "endpoint_rms" for m in METHODS[:-1]} | {"euler_maruyama": "variance_error"}
     out["orders"] = {m: fit_order(nfes, [r[k] for r in out[m]]) for m, k in keys.items()}
     out["variance_orders"] = {m: fit_order(nfes, [r["variance_error"] for r in out[m]]) for m in METHODS}
     return out
 
 
-def mixture_sw(path: cl.Path, nfes: Sequence[int], n: int, seed: int = 0) -> dict[str, Any]:
+def low_nfe_error(rows: Sequence[dict[str, Any]], nfes: Sequence[int] = LOW_NFES) -> float:
+    """The geometric mean of the relative spread error over the NFEs in ``nfes`` (those present in ``rows``):
+    one number for how well a sampler does in the few-step regime."""
+    errs = [r["spread_error"] for r in rows if r["nfe"] in nfes]
+    if not errs:
+        raise ValueError(f"rows hold none of the NFEs {list(nfes)}")
+    return math.exp(sum(math.log(max(e, 1e-16)) for e in errs) / len(errs))
+
+
+def choose_defaults(per_spacing: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The (variable, spacing) of Heun with the smallest :func:`low_nfe_error` on one path, from the Gaussian
+    results per spacing; also every candidate's score, so the choice can be read."""
+    scores = {f"{method}/{spacing}": low_nfe_error(res[method])
+              for spacing, res in per_spacing.items() for method in ("heun_t", "heun_sigma")}
+    best = min(scores, key=scores.__getitem__)
+    method, spacing = best.split("/")
+    return {"variable": ODE_METHODS[method][1], "spacing": spacing, "scores": scores}
+
+
+def mixture_sw(path: cl.Path, nfes: Sequence[int], n: int, seed: int = 0,
+               spacing: str | None = None) -> dict[str, Any]:
     """Sliced Wasserstein distance of each sampler's draws of ``cl.make("mixture")`` (from its exact score, the
     prior as start, the final denoising step on) to exact samples, and the exact-vs-exact noise floor."""
     nfes = check_nfes(nfes)
@@ -184,23 +221,37 @@ def mixture_sw(path: cl.Path, nfes: Sequence[int], n: int, seed: int = 0) -> dic
         rows = []
         for nfe in nfes:
             if method == "euler_maruyama":
-                x = cl.sde(fn, x1, path, nfe, generator=torch.Generator().manual_seed(seed + nfe))
+                x = cl.sde(fn, x1, path, nfe, generator=torch.Generator().manual_seed(seed + nfe), spacing=spacing)
             elif method == "ddim":
-                x = cl.ddim(fn, x1, path, nfe)
+                x = cl.ddim(fn, x1, path, nfe, spacing=spacing)
             else:
-                x = cl.ode(fn, x1, path, nfe // 2 if method == "heun" else nfe, method=method)
+                kind, variable = ODE_METHODS[method]
+                x = cl.ode(fn, x1, path, nfe // 2 if kind == "heun" else nfe, method=kind, variable=variable,
+                           spacing=spacing)
             sw = cl.sliced_wasserstein(cast(Tensor, x), truth)
             rows.append({"nfe": nfe, "sw": sw, "sw_minus_floor": sw - floor})
         out[method] = rows
     return out
 
 
+def study(path: cl.Path, nfes: Sequence[int] = NFES, n: int = 2000, n_sde: int = 100_000,
+          n_mix: int = 4000) -> dict[str, Any]:
+    """One path: the Gaussian errors and the mixture SW of every sampler on every spacing, and the defaults they
+    choose, next to the path's own defaults (``path.ode_variable``, ``path.spacing``)."""
+    per_spacing = {sp: {**gaussian_errors(path, nfes, n, n_sde, spacing=sp), "mixture": mixture_sw(path, nfes, n_mix,
+                                                                                                spacing=sp)}
+                   for sp in SPACINGS}
+    return {"t_min": path.t_min, "t_max": path.t_max, "spacings": per_spacing,
+            "chosen": choose_defaults(per_spacing),
+            "library_defaults": {"variable": path.ode_variable, "spacing": path.spacing}}
+
+
 def run(nfes: Sequence[int] = NFES, n: int = 2000, n_sde: int = 100_000, n_mix: int = 4000) -> dict[str, Any]:
-    """The whole benchmark on every path in :data:`PATHS` (a few seconds at the default sizes)."""
+    """The whole benchmark on every path in :data:`PATHS` and every spacing in :data:`SPACINGS`."""
     gauss = Gaussian()
     return {"nfes": list(nfes), "gaussian": {"mean": list(gauss.mean), "std": gauss.std, "n": n, "n_sde": n_sde},
-            "paths": {name: {"t_min": p.t_min, "t_max": p.t_max, **gaussian_errors(p, nfes, n, n_sde),
-                             "mixture": mixture_sw(p, nfes, n_mix)} for name, p in PATHS.items()}}
+            "low_nfes": list(LOW_NFES),
+            "paths": {name: study(p, nfes, n, n_sde, n_mix) for name, p in PATHS.items()}}
 
 
 def main() -> None:
@@ -210,8 +261,12 @@ def main() -> None:
     started = _common.provenance()
     res = run((2, 4, 8, 16), n=200, n_sde=2000, n_mix=300) if args.quick else run()
     for name, r in res["paths"].items():
-        orders = ", ".join(f"{m} {o:.2f}" if o is not None else f"{m} -" for m, o in r["orders"].items())
-        print(f"{name}: fitted orders {orders}; |Euler - DDIM| = {r['euler_vs_ddim_max_abs']:.1e}")
+        here = r["spacings"][r["library_defaults"]["spacing"]]
+        orders = ", ".join(f"{m} {o:.2f}" if o is not None else f"{m} -" for m, o in here["orders"].items())
+        chosen, lib = r["chosen"], r["library_defaults"]
+        print(f"{name}: on its default grid ({lib['spacing']}) fitted orders {orders}; |Euler in sigma - DDIM| = "
+              f"{here['euler_sigma_vs_ddim_max_abs']:.1e}; best Heun at NFE {list(LOW_NFES)}: "
+              f"{chosen['variable']}/{chosen['spacing']} (library default {lib['variable']}/{lib['spacing']})")
     file = _common.write(out_dir, "samplers", {"quick": args.quick, **res}, started)
     print(f"wrote {file}")
 

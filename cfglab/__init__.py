@@ -3,11 +3,28 @@
 The layout mirrors the math: ``paths`` (noising and conversions), ``data`` (toys with exact scores),
 ``models`` (networks), ``train`` (losses, label dropout, loop, cache), ``guidance`` (combination rules and the
 batched wrapper), ``samplers`` (ODE, SDE, DDPM/DDIM, Langevin, MALA), ``metrics`` and ``plot``.
-``explore`` (a live and a static guidance explorer) and ``animate`` (sampling animations) make the book's
+``claims`` (``check``: a page's claims printed and verified where the reader sees them), ``explore`` (a live and a
+static guidance explorer) and ``animate`` (sampling animations) make the book's
 interactive figures.
 """
 
-from . import animate, cache, data, digits, explore, guidance, metrics, models, paths, plot, samplers, text, train
+from . import (
+    animate,
+    cache,
+    claims,
+    data,
+    digits,
+    explore,
+    guidance,
+    metrics,
+    models,
+    paths,
+    plot,
+    samplers,
+    text,
+    train,
+)
+from .claims import check
 from .data import GaussianMixture, TensorData, make
 from .guidance import cfg, classifier_guidance, classifier_guided, combine, guided, scale_from_paper, scale_to_paper
 from .metrics import (
@@ -30,7 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "cache", "data", "guidance", "metrics", "models", "paths", "plot", "samplers", "train",
-    "animate", "explore",
+    "animate", "explore", "claims", "check",
     "GaussianMixture", "TensorData", "make",
     "cfg", "classifier_guidance", "classifier_guided", "combine", "guided", "scale_from_paper", "scale_to_paper",
     "adherence", "class_probability", "diversity", "log_likelihood", "mmd", "noise_floor", "sliced_wasserstein",

@@ -117,7 +117,7 @@ def train_classifier(steps: int = 400, *, lr: float = 3e-3, weight_decay: float 
 
 def inpaint(fn: Callable[[Tensor, Tensor], Tensor], x_known: Tensor, mask: Tensor, path: Path, steps: int, *,
             generator: torch.Generator | None = None, pred: str = "score", t_max: float | None = None,
-            t_min: float | None = None, spacing: str = "logsnr") -> Tensor:
+            t_min: float | None = None, spacing: str | None = None) -> Tensor:
     """Inpainting by replacement (Song et al. 2021, "Score-based generative modeling through SDEs", app. G;
     the one-resampling case of RePaint, Lugmayr et al. 2022, eq. 8): run deterministic DDIM steps from the prior,
     and after every step overwrite the known pixels (``mask == 1``) by the known image noised to the new time,

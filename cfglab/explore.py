@@ -20,7 +20,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from . import _checks, _live, _views, plot
+from . import _checks, _live, _progress, _views, plot
 from .data import GaussianMixture
 from .guidance import in_interval, label_predictions, rescale
 from .metrics import adherence, diversity, sliced_wasserstein
@@ -207,20 +207,18 @@ class Explorer:
         presets = dict(self.presets() if presets is None else presets)
         if not scales or not presets:
             raise ValueError("precompute needs at least one scale and one preset")
-        from tqdm.auto import tqdm  # notebook-aware; rendering a grid takes seconds
         frames, captions, self.grid = [], [], {}
-        bar = tqdm(total=len(presets) * len(scales), desc="rendering explorer frames", leave=False)
-        for name, base in presets.items():
-            if not isinstance(base, Setting):
-                raise TypeError(f"presets must map names to Setting, got {type(base).__name__} for {name!r}")
-            rendered = []
-            for w in scales:
-                rendered.append(self.render(replace(base, scale=w)))
-                bar.update()
-            frames.append([_views.png_uri(png) for png, _ in rendered])
-            captions.append([self.caption(m) for _, m in rendered])
-            self.grid[name] = [m for _, m in rendered]
-        bar.close()
+        with _progress.bar(len(presets) * len(scales), "rendering explorer frames") as bar:  # takes seconds
+            for name, base in presets.items():
+                if not isinstance(base, Setting):
+                    raise TypeError(f"presets must map names to Setting, got {type(base).__name__} for {name!r}")
+                rendered = []
+                for w in scales:
+                    rendered.append(self.render(replace(base, scale=w)))
+                    bar.update()
+                frames.append([_views.png_uri(png) for png, _ in rendered])
+                captions.append([self.caption(m) for _, m in rendered])
+                self.grid[name] = [m for _, m in rendered]
         start = min(range(len(scales)), key=lambda i: abs(scales[i] - 1.0))
         self.static = view = _views.HTMLView(_views.frame_switcher(
             frames, captions, list(presets), [f"{w:g}" for w in scales], label="guidance scale w", start=(0, start),

@@ -70,6 +70,8 @@ class Path:
 
     t_min: float = 0.0
     t_max: float = 1.0
+    spacing: str = "logsnr"      # the samplers' default grid (``timesteps(spacing=...)``)
+    ode_variable: str = "sigma"  # what :func:`cfglab.ode` steps in by default: "t" or "sigma"
 
     def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         raise NotImplementedError
@@ -116,15 +118,17 @@ class Path:
         return sigma1 * torch.randn((n, *shape), generator=generator, dtype=dtype, device=device)
 
     def timesteps(self, steps: int, *, t_max: float | None = None, t_min: float | None = None,
-                  spacing: str = "logsnr", dtype: torch.dtype = torch.float64,
+                  spacing: str | None = None, dtype: torch.dtype = torch.float64,
                   device: torch.device | str | None = None) -> Tensor:
         """A decreasing grid of ``steps + 1`` times from ``t_max`` to ``t_min``.
 
         ``spacing="edm"`` is Karras et al. (2022, eq. 5) with rho = 7 in ``sigma/alpha`` (steps concentrate at low
         noise, where samples take shape); ``"logsnr"`` is uniform in log(alpha/sigma) (DPM-Solver's choice; for VE
-        it is uniform t); ``"uniform"`` is uniform in t.
+        it is uniform t); ``"uniform"`` is uniform in t. ``None`` is the path's own default, ``path.spacing`` (the
+        grid on which the course's samplers are most accurate per evaluation, see :func:`cfglab.ode`).
         """
         steps = _checks.count("steps", steps)
+        spacing = self.spacing if spacing is None else spacing
         _checks.choice("spacing", spacing, ("edm", "logsnr", "uniform"))
         hi = self.t_max if t_max is None else _checks.scalar("t_max", t_max)
         lo = self.t_min if t_min is None else _checks.scalar("t_min", t_min)
@@ -232,6 +236,9 @@ class Path:
 class VE(Path):
     """Variance exploding (Song et al. 2021, NCSN++): ``alpha = 1``, ``sigma = s_min (s_max/s_min)^t``."""
 
+    spacing = "edm"        # Heun in sigma on Karras' grid: the most accurate per NFE here (benchmarks/samplers.py)
+    ode_variable = "sigma"  # Euler in t would be Euler in log sigma, which is very stiff
+
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
         self.sigma_min = _checks.scalar("sigma_min", sigma_min, positive=True)
         self.sigma_max = _checks.scalar("sigma_max", sigma_max, positive=True)
@@ -256,6 +263,8 @@ class VP(Path):
     """
 
     t_min = 1e-3
+    spacing = "logsnr"
+    ode_variable = "t"  # sigma/alpha spans 0.03 .. 6.4: one Heun step in it averages eps over too wide a range
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
         self.beta_min = _checks.scalar("beta_min", beta_min, positive=True)
@@ -288,6 +297,8 @@ class Linear(Path):
 
     t_min = 1e-3
     t_max = 1.0 - 1e-3
+    spacing = "uniform"  # the velocity changes evenly in t: uniform steps in t, Heun on dx/dt = v
+    ode_variable = "t"   # sigma/alpha = t/(1 - t) runs from 999 to 0: Heun in it is poor at few steps
 
     def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return 1 - t, t, -torch.ones_like(t), torch.ones_like(t)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from . import _checks
+from ._progress import bar as _bar
 from .paths import PREDICTIONS, Path
 
 
@@ -72,24 +73,25 @@ PROGRESS_DELAY = 3.0  # seconds a sampler runs before its progress bar appears
 def _progress(steps: int | Tensor, desc: str) -> Iterator[Any]:
     """Iterate over ``range(steps)`` (or a tensor of times); once the loop has run for ``PROGRESS_DELAY`` seconds,
     show a notebook-aware progress bar for the rest. The bar is created only then: short samplers print nothing and
-    leave no widget behind in an executed notebook."""
+    leave nothing behind in an executed notebook (a long one leaves a one-line summary, see :mod:`cfglab._progress`)."""
     items = range(steps) if isinstance(steps, int) else steps
-    start, bar = time.monotonic(), None
-    try:
-        for i, item in enumerate(items):
-            if bar is None and time.monotonic() - start >= PROGRESS_DELAY:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=len(items), initial=i, desc=desc, leave=False)
-            yield item
-            if bar is not None:
+    start = time.monotonic()
+    it = iter(enumerate(items))
+    for i, item in it:
+        if time.monotonic() - start >= PROGRESS_DELAY:
+            with _bar(len(items), desc, initial=i) as bar:
+                yield item
                 bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
+                for _, rest in it:
+                    yield rest
+                    bar.update()
+            return
+        yield item
 
 
-def _grid(path: Path, steps: int, x: Tensor, t_max: float | None, t_min: float | None, spacing: str) -> Tensor:
+def _grid(path: Path, steps: int, x: Tensor, t_max: float | None, t_min: float | None,
+          spacing: str | None) -> Tensor:
+    """The sampling grid; ``spacing=None`` is the path's default (``path.spacing``)."""
     if not isinstance(path, Path):
         raise TypeError(f"path must be a cfglab.paths.Path (VE, VP, Linear), got {type(path).__name__}")
     return path.timesteps(steps, t_max=t_max, t_min=t_min, spacing=spacing, device=x.device).to(x.dtype)
@@ -109,29 +111,54 @@ def _finish(to_x0: Callable[[Tensor, Tensor], Tensor], x: Tensor, ts: Tensor, xs
 
 
 def ode(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: int, *, method: str = "heun",
-        pred: str = "score", t_max: float | None = None, t_min: float | None = None, spacing: str = "logsnr",
-        denoise: bool = True, return_trajectory: bool = False) -> Tensor | tuple[Tensor, Trajectory]:
+        pred: str = "score", variable: str | None = None, t_max: float | None = None, t_min: float | None = None,
+        spacing: str | None = None, denoise: bool = True,
+        return_trajectory: bool = False) -> Tensor | tuple[Tensor, Trajectory]:
     """Integrate the probability-flow ODE (Song et al. 2021, eq. 13) from t_max to t_min.
 
-    The ODE is solved in the scaled coordinates of Karras et al. (2022, sec. 3 and alg. 1),
-    ``x~ = x / alpha`` against ``sigma~ = sigma / alpha``, where it reads ``dx~/dsigma~ = eps_hat(x, t)`` and its
-    trajectories are nearly straight. ``method="euler"`` (first order, ``steps`` evaluations) is then exactly DDIM
-    (and, on the linear path, exactly Euler on the velocity, ``x <- x + h v``); ``"heun"`` is second order with
-    ``2 steps`` evaluations. Writing the same ODE in t (``dx/dt = v``) and stepping naively is much stiffer on
-    the VE path, where the exact flow is linear in sigma but Euler in t is Euler in log sigma.
-    ``x`` is the start at t_max, e.g. ``path.prior(n, dim)``.
+    ``variable`` is what the steps are taken in:
+
+    * ``"t"``: the ODE as written, ``dx/dt = v(x, t)`` (the velocity). Euler is ``x <- x + h v``; Heun averages
+      the velocities at both ends of the step (Heun's method, second order, ``2 steps`` evaluations).
+    * ``"sigma"``: the scaled coordinates of Karras et al. (2022, sec. 3 and alg. 1), ``x~ = x / alpha`` against
+      ``sigma~ = sigma / alpha``, where the ODE reads ``dx~/dsigma~ = eps_hat(x, t)``. Euler there *is* DDIM
+      (:func:`ddim` with ``eta=0``); Heun averages the two eps predictions.
+
+    On the linear path the two Euler methods coincide; Heun does not. Each path names its accurate default
+    (``path.ode_variable``, ``path.spacing``), chosen from the error-vs-NFE measurements of
+    ``benchmarks/samplers.py``: Heun in t where sigma~ spans many orders of magnitude within one step (the linear
+    and VP paths, whose sigma~ runs from about 1000 or 6 to 0), Heun in sigma on the VE path, where Euler in t is
+    Euler in log sigma and very stiff. ``x`` is the start at t_max, e.g. ``path.prior(n, dim)``.
     """
     x = _start(x)
     steps = _checks.count("steps", steps)
     _checks.choice("method", method, ("euler", "heun"))
     ts = _grid(path, steps, x, t_max, t_min, spacing)
+    variable = _checks.choice("variable", path.ode_variable if variable is None else variable, ("t", "sigma"))
     field = _Field(fn, path, pred)
-    c = path(ts)
-    if c.alpha.device.type != "meta" and not bool((c.alpha > 0).all()):  # meta: shapes only, no values
-        raise ValueError(f"ode integrates in x / alpha and needs alpha > 0 on the whole grid, but alpha(t_max="
-                         f"{ts[0].item():.4g}) = 0: start below t = 1 (the Linear path's default t_max is 0.999)")
-    alpha, sig = c.alpha, c.sigma / c.alpha  # sigma~ along the grid
     xs = [x] if return_trajectory else []
+    c = path(ts)
+    if variable == "t":
+        if field.pred != "velocity" and c.alpha.device.type != "meta" and not bool((c.alpha > 0).all()):
+            raise ValueError(f"ode in variable='t' converts the {field.pred} prediction to a velocity, which needs "
+                             f"alpha > 0, but alpha(t_max={ts[0].item():.4g}) = 0: start below t = 1 (the Linear "
+                             "path's default t_max is 0.999) or give a velocity prediction (pred='velocity')")
+        for i in _progress(steps, "ode"):
+            h = ts[i + 1] - ts[i]  # < 0
+            d = field(x, ts[i], "velocity")
+            x_next = x + h * d
+            if method == "heun":
+                x_next = x + h * 0.5 * (d + field(x_next, ts[i + 1], "velocity"))
+            x = x_next
+            _finite(x, f"at step {i + 1} (t={ts[i + 1].item():.4g})")
+            if return_trajectory:
+                xs.append(x)
+        return _finish(lambda z, t: field(z, t, "x0"), x, ts, xs, denoise, return_trajectory)
+    if c.alpha.device.type != "meta" and not bool((c.alpha > 0).all()):  # meta: shapes only, no values
+        raise ValueError(f"ode in variable='sigma' integrates in x / alpha and needs alpha > 0 on the whole grid, "
+                         f"but alpha(t_max={ts[0].item():.4g}) = 0: start below t = 1 (the Linear path's default "
+                         "t_max is 0.999) or use variable='t'")
+    alpha, sig = c.alpha, c.sigma / c.alpha  # sigma~ along the grid
     for i in _progress(steps, "ode"):
         h = sig[i + 1] - sig[i]
         d = field(x, ts[i], "eps")
@@ -148,7 +175,7 @@ def ode(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: in
 
 def sde(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: int, *,
         generator: torch.Generator | None = None, pred: str = "score", t_max: float | None = None,
-        t_min: float | None = None, spacing: str = "logsnr", denoise: bool = True,
+        t_min: float | None = None, spacing: str | None = None, denoise: bool = True,
         return_trajectory: bool = False) -> Tensor | tuple[Tensor, Trajectory]:
     """Euler–Maruyama on the reverse SDE ``dx = [f x - g^2 score] dt + g dW`` from t_max to t_min
     (Anderson 1982; Song et al. 2021, eq. 6). Noise is drawn from ``generator`` (a CPU generator)."""
@@ -170,7 +197,7 @@ def sde(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: in
 
 def ddim(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: Path, steps: int, *, eta: float = 0.0,
          generator: torch.Generator | None = None, pred: str = "score", t_max: float | None = None,
-         t_min: float | None = None, spacing: str = "logsnr", denoise: bool = True,
+         t_min: float | None = None, spacing: str | None = None, denoise: bool = True,
          return_trajectory: bool = False) -> Tensor | tuple[Tensor, Trajectory]:
     """DDIM steps (Song, Meng & Ermon 2021, eq. 12) on any path: from t to s < t,
     ``x_s = alpha_s x0 + sqrt(sigma_s^2 - c^2) eps + c z`` with ``c = eta * sigma_s/sigma_t *
@@ -318,7 +345,7 @@ def annealed_langevin(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, path: P
 
 def ddim_cfgpp(pair: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], x: Tensor, path: Path, steps: int, *,
                guidance_scale: float, pred: str = "score", t_max: float | None = None, t_min: float | None = None,
-               spacing: str = "logsnr", denoise: bool = True,
+               spacing: str | None = None, denoise: bool = True,
                return_trajectory: bool = False) -> Tensor | tuple[Tensor, Trajectory]:
     """Deterministic DDIM with CFG++ (Chung et al. 2024, "CFG++: manifold-constrained classifier free guidance",
     alg. 1): from t to s, ``x_s = alpha_s x0_lam + sigma_s eps_u`` where ``x0_lam = x0_u + lam (x0_c - x0_u)``

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import _checks, cache
+from . import _checks, _progress, cache
 from .guidance import cfg
 from .train import TrainConfig, _resolve_config, drop_labels
 
@@ -226,31 +226,30 @@ def fit_text(model: TextModel, source: MarkovText, config: TrainConfig | None = 
         model.eval()
         stored = extras.get("__losses__")
         return [float(v) for v in stored.tolist()] if stored is not None else []
-    from tqdm.auto import tqdm
-
     g = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     losses: list[float] = []
-    bar = tqdm(total=config.steps, desc="training TextModel", disable=not progress, leave=False)
     model.train()
-    for step in range(config.steps):
-        for group in opt.param_groups:
-            group["lr"] = config.lr_at(step)
-        x, y = source.sample(config.batch_size, generator=g)
-        y = drop_labels(y, config.p_uncond, model.null_label, g)
-        loss = text_loss(model, x, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training stopped at step {step}: the loss became {loss.item()}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        losses.append(loss.item())
-        if step % 50 == 0 or step == config.steps - 1:
-            window = losses[-50:]
-            bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", refresh=False)
-            bar.update(step + 1 - bar.n)
-    bar.close()
+    with _progress.bar(config.steps, "training TextModel", disable=not progress) as bar:
+        for step in range(config.steps):
+            for group in opt.param_groups:
+                group["lr"] = config.lr_at(step)
+            x, y = source.sample(config.batch_size, generator=g)
+            y = drop_labels(y, config.p_uncond, model.null_label, g)
+            loss = text_loss(model, x, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training stopped at step {step}: the loss became {loss.item()}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            losses.append(loss.item())
+            if step % 50 == 0 or step == config.steps - 1:
+                window = losses[-50:]
+                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", refresh=False)
+                bar.update(step + 1 - bar.n)
+        tail = losses[-50:]
+        bar.summary = f"trained TextModel: {len(losses)} steps, final loss {sum(tail) / max(1, len(tail)):.4f}"
     model.eval()
     if k:
         cache.save(k, {**model.state_dict(), "__losses__": torch.tensor(losses, dtype=torch.float64)})

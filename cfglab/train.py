@@ -14,7 +14,7 @@ from typing import Any, Protocol, cast
 import torch
 from torch import Tensor, nn
 
-from . import _checks, cache
+from . import _checks, _progress, cache
 from .models import Classifier
 
 
@@ -230,17 +230,16 @@ def fit(model: nn.Module, data: Data, config: TrainConfig | None = None, *, prog
         model.eval()
         stored = extras.get("__losses__")
         return [float(v) for v in stored.tolist()] if stored is not None else []
-    from tqdm.auto import tqdm
-
     losses: list[float] = []
-    bar = tqdm(total=config.steps, desc=f"training {type(model).__name__}", disable=not progress, leave=False)
-    for rec in train_iter(model, data, config):
-        losses.append(rec.loss)
-        if rec.step % 50 == 0 or rec.step == config.steps - 1:
-            window = losses[-50:]
-            bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", refresh=False)
-            bar.update(rec.step + 1 - bar.n)
-    bar.close()
+    with _progress.bar(config.steps, f"training {type(model).__name__}", disable=not progress) as bar:
+        for rec in train_iter(model, data, config):
+            losses.append(rec.loss)
+            if rec.step % 50 == 0 or rec.step == config.steps - 1:
+                window = losses[-50:]
+                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", refresh=False)
+                bar.update(rec.step + 1 - bar.n)
+        bar.summary = (f"trained {type(model).__name__}: {len(losses)} steps, final loss "
+                       f"{sum(losses[-50:]) / max(1, len(losses[-50:])):.4f}")
     if k:
         cache.save(k, {**model.state_dict(), "__losses__": torch.tensor(losses, dtype=torch.float64)})
     return losses

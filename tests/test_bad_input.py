@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cfglab
-from cfglab import cache, data, digits, guidance, metrics, models, paths, plot, samplers, text, train
+from cfglab import cache, claims, data, digits, guidance, metrics, models, paths, plot, samplers, text, train
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -321,12 +321,30 @@ CASES = [
      "labels must name at least one label"),
     ("guidance.label_predictions", "label", lambda: guidance.label_predictions(model, [7]), ValueError,
      "labels[0] must be class labels"),
+    # -- claims -------------------------------------------------------------------------------------------------
+    ("claims.check", "op", lambda: claims.check("c", 1.0, "=>", 2.0), ValueError, "op must be one of"),
+    ("claims.check", "claim", lambda: claims.check("", 1.0, "<", 2.0), TypeError, "claim must be a non-empty"),
+    ("claims.check", "value type", lambda: claims.check("c", "1", "<", 2.0), TypeError, "c must be a number"),
+    ("claims.check", "empty value", lambda: claims.check("c", torch.zeros(0), "<", 2.0), ValueError,
+     "c is an empty tensor"),
+    ("claims.check", "nan value", lambda: claims.check("c", nan, "<", 2.0), claims.ClaimError, "c is not finite"),
+    ("claims.check", "nan bound", lambda: claims.check("c", 1.0, "<", nan), TypeError, "bound must be a finite"),
+    ("claims.check", "no tol", lambda: claims.check("c", 1.0, "≈", 1.0), TypeError, "op '≈' needs tol="),
+    ("claims.check", "tol on <", lambda: claims.check("c", 1.0, "<", 2.0, tol=0.1), TypeError,
+     "tol applies to op '≈' only"),
+    ("claims.check", "range", lambda: claims.check("c", 1.0, "in", 2.0), TypeError, "bound must be a pair"),
+    ("claims.check", "reversed range", lambda: claims.check("c", 1.0, "in", (2.0, 1.0)), ValueError,
+     "lo <= hi"),
     # -- samplers -----------------------------------------------------------------------------------------------
     ("samplers.ode", "steps 0", lambda: samplers.ode(score, x, path, 0), ValueError, "steps must be >= 1"),
     ("samplers.ode", "steps float", lambda: samplers.ode(score, x, path, 2.5), TypeError,
      "steps must be an integer"),
-    ("samplers.ode", "t_max 1 on Linear", lambda: samplers.ode(score, x, path, 3, t_max=1.0, spacing="uniform"),
+    ("samplers.ode", "t_max 1 on Linear", lambda: samplers.ode(score, x, path, 3, t_max=1.0, variable="sigma"),
      ValueError, "needs alpha > 0 on the whole grid"),
+    ("samplers.ode", "t_max 1, score in t", lambda: samplers.ode(score, x, path, 3, t_max=1.0), ValueError,
+     "converts the score prediction to a velocity, which needs alpha > 0"),
+    ("samplers.ode", "variable", lambda: samplers.ode(score, x, path, 3, variable="lambda"), ValueError,
+     "variable must be one of"),
     ("samplers.ode", "method", lambda: samplers.ode(score, x, path, 3, method="rk4"), ValueError,
      "method must be one of"),
     ("samplers.ode", "pred", lambda: samplers.ode(score, x, path, 3, pred="noise"), ValueError,
@@ -483,6 +501,7 @@ CASES = [
 EXEMPT = {
     "paths.Path": "abstract base class without arguments; its methods have cases, called on Linear/VP instances",
     "paths.Linear": "takes no arguments",
+    "claims.ClaimError": "an exception class, raised by claims.check with its message",
     "paths.Coefficients": "a frozen record built by Path.__call__ from checked times, not from user input",
     "samplers.Trajectory": "a record returned by the samplers, not built from user input",
     "train.TrainStep": "a record yielded by train_iter, not built from user input",

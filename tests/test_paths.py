@@ -80,8 +80,9 @@ def test_timesteps(path):
         assert ts.shape == (11,)
         assert ts[0] == path.t_max and ts[-1] == path.t_min
         assert (ts[1:] < ts[:-1]).all()
-    lam = path(path.timesteps(8)).logsnr
+    lam = path(path.timesteps(8, spacing="logsnr")).logsnr
     assert torch.allclose(lam.diff(), lam.diff()[0].expand(8), rtol=1e-6)
+    assert torch.equal(path.timesteps(8), path.timesteps(8, spacing=path.spacing))  # None: the path's default
 
 
 def test_prior_and_dtype(path):
