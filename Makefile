@@ -34,6 +34,9 @@ book: venv
 # Tests and notebooks use toy-sized tensors: one torch thread per process, two processes (xdist) on the two cores
 # beats two threads in one process, and never oversubscribes a busy machine.
 export OMP_NUM_THREADS := 1
+# The book and the tests run the worked solutions: an exercise check that fails there is an error, not a fallback to
+# the course's reference (cfglab.exercises.Verdict.or_reference). Learners' notebooks run without it.
+export CFGLAB_EXERCISES := strict
 
 test-unit: venv
 	$(PY) -m pytest tests --ignore=tests/test_book.py -m "not student" -n 2

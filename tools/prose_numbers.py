@@ -37,13 +37,13 @@ _SKIP = [
     re.compile(r"https?://\S+"),
 ]
 _APPROX = r"(?:≈|\\approx|\\sim|~|about|around|roughly|nearly|almost|approximately|circa|close to)"
-_PATTERNS = [
-    ("approximate", re.compile(rf"{_APPROX}\s*\$?\s*(?:[A-Za-z_\\{{}}^]+\s*=\s*)?(?P<n>-?{_NUM})(?P<pct>\s*\\?%)?",
-                               re.I)),
-    ("percentage", re.compile(rf"(?<![\w.])(?P<n>{_NUM})\s*(?:\\?%|per ?cent\b)")),
-    ("ratio", re.compile(rf"(?<![\w.])(?P<n>{_NUM})\s*(?:x|×|\\times)(?![\w(])")),
-    ("ratio", re.compile(rf"(?<![\w.])(?:x|×)(?P<n>{_NUM})(?![\w.])")),
+_PATTERNS = [  # in this order: a span matched by an earlier pattern is not matched again
     ("power of ten", re.compile(r"10\^\{?(?P<n>-?\d+)\}?")),
+    ("approximate", re.compile(rf"{_APPROX}\s*\$?\s*(?:[A-Za-z_\\{{}}^]+\s*=\s*)?(?P<n>-?{_NUM})(?P<pct>(?:\s|\\,|\\;)*\\?%)?",
+                               re.I)),
+    ("percentage", re.compile(rf"(?<![\w.])(?P<n>{_NUM})(?:\s|\\,|\\;)*(?:\\?%|per ?cent\b)")),
+    ("ratio", re.compile(rf"(?<![\w.])(?P<n>{_NUM})\s*(?:x|×|\\times)(?![\w(])(?!\s*\d)")),  # not 64 x 64
+    ("ratio", re.compile(rf"(?<![\w.])(?:x|×)(?P<n>{_NUM})(?![\w.])")),
     ("decimal", re.compile(r"(?<![\w.\-/])(?P<n>-?\d+\.\d+)(?![\w.]|\.\d)")),
 ]
 _TOKEN = re.compile(r"(?<![\w.])-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")

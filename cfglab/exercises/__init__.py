@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from ._core import Verdict, check_function
+from ._core import ExerciseError, Verdict, check_function
 
-__all__ = ["Verdict", "check_function"]
+__all__ = ["ExerciseError", "Verdict", "check_function"]
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name.startswith("ch"):

@@ -5,23 +5,51 @@ the known wrong variants, never with a bare traceback."""
 from __future__ import annotations
 
 import dis
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
+STRICT_ENV = "CFGLAB_EXERCISES"  # "strict": a failing check raises (the book and CI, which run the solutions)
+
+
+class ExerciseError(AssertionError):
+    """A check failed where failures are not allowed (``CFGLAB_EXERCISES=strict``): the message is the verdict."""
+
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of a check: truthy when passed, printed as a one-paragraph message."""
+    """The outcome of a check: truthy when passed, printed as a one-paragraph message.
+
+    A check cell ends with :meth:`or_reference`, which hands the cells below the student's function when it passed
+    and the course's reference otherwise, so a notebook runs to the end whatever the student has written so far."""
 
     passed: bool
     message: str
+    name: str = ""
+    student: Any = None
+    reference: Callable[..., Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def or_reference(self) -> Any:
+        """The function the rest of the notebook should use: the student's when the check passed, else the course's
+        reference (saying so in one line). With ``CFGLAB_EXERCISES=strict`` in the environment (the book build and
+        the tests, which run the worked solutions) a failed check raises :class:`ExerciseError` instead."""
+        name = f"`{self.name}`" if self.name else "this function"
+        if self.passed:
+            print(f"-> the cells below use your {name}.")
+            return self.student
+        if os.environ.get(STRICT_ENV, "").lower() == "strict":
+            raise ExerciseError(f"{STRICT_ENV}=strict and the check failed: {self.message}")
+        if self.reference is None:
+            raise ExerciseError(f"{self.message} (this check has no reference to stand in for it)")
+        print(f"-> the cells below use the course's reference {name} until yours passes this check.")
+        return self.reference
 
     def __repr__(self) -> str:
         return ("PASSED: " if self.passed else "NOT YET: ") + self.message
@@ -56,7 +84,8 @@ def check_function(name: str, student: Callable[..., Any], reference: Callable[.
     """Check ``student`` against ``reference`` on ``trials`` hidden inputs ``make_inputs(generator)`` (keyword
     arguments). ``mistakes`` are (explanation, wrong_function) pairs: when the student's answer matches a wrong
     variant, the explanation is the feedback. Prints the verdict (unless ``quiet``) and returns it."""
-    verdict = _run(name, student, reference, make_inputs, trials, rtol, atol, mistakes, seed)
+    verdict = replace(_run(name, student, reference, make_inputs, trials, rtol, atol, mistakes, seed), name=name,
+                      student=student, reference=reference)
     if not quiet:
         print(verdict)
     return verdict

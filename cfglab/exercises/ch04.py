@@ -73,7 +73,7 @@ def check_drop_labels(student: Callable[..., Any], *, quiet: bool = False) -> Ve
     if callable(student):
         problem = _probe_labels(student)
         if problem is not None:
-            verdict = Verdict(False, problem)
+            verdict = Verdict(False, problem, "drop_labels", student, _drop_labels)
             if not quiet:
                 print(verdict)
             return verdict

@@ -138,7 +138,8 @@ def check_log_prob_of_class(fn: Callable[..., Tensor]) -> Verdict:
         rows_raw = probe["logits"][probe["y"]]
         for bug, extra in ((rows_log, ""), (rows_raw, _RAW_TOO)):
             if torch.allclose(got.to(bug.dtype), bug, rtol=1e-6, atol=1e-8):
-                verdict = Verdict(False, f"log_prob_of_class: {_ROW_BUG}{extra}")
+                verdict = Verdict(False, f"log_prob_of_class: {_ROW_BUG}{extra}", "log_prob_of_class", fn,
+                                  _logit_reference)
                 print(verdict)
                 return verdict
     return check_function("log_prob_of_class", fn, _logit_reference, _logit_inputs, mistakes=_LOGIT_MISTAKES)

@@ -192,7 +192,7 @@ def check_batched_cfg(student: Callable[..., Any]) -> Verdict:
     if callable(student):
         diagnosis = _probe_calls(student, (2,))
         if diagnosis:
-            verdict = Verdict(False, f"batched_cfg {diagnosis}")
+            verdict = Verdict(False, f"batched_cfg {diagnosis}", "batched_cfg", student, _ref_guided)
             print(verdict)
             return verdict
     return check_function("batched_cfg", student, _ref_guided, _denoiser_inputs((2,)), mistakes=_label_mistakes())

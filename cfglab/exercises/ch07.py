@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -116,10 +117,10 @@ def check_sde_guided_variance(student: Callable[..., Any]) -> Verdict:
         except Exception as err:  # a ZeroDivisionError is the typical failure
             got, ok = f"an error ({type(err).__name__})", False
         if not ok:
-            verdict = Verdict(False, f"sde_guided_variance is right for generic w but not at w = 1/2, where the "
-                                     f"closed form is 0/0 (got {got}). There the integral of r^(-2w) = 1/r is "
-                                     f"ln 2, so the variance is 4^(1/2) ln 2 = 2 ln 2 = {want:.6f}: return that "
-                                     f"limit when 2w - 1 is (close to) zero.")
+            verdict = replace(verdict, passed=False, message=(
+                f"sde_guided_variance is right for generic w but not at w = 1/2, where the closed form is 0/0 "
+                f"(got {got}). There the integral of r^(-2w) = 1/r is ln 2, so the variance is 4^(1/2) ln 2 = "
+                f"2 ln 2 = {want:.6f}: return that limit when 2w - 1 is (close to) zero."))
     print(verdict)
     return verdict
 
