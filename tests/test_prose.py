@@ -65,7 +65,8 @@ def test_no_bare_assert_in_a_page(page):
     found = []
     for i, src in code_cells(load(ROOT / f"{page}.ipynb")):
         tree = ast.parse("\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!"))))
-        found += [f"cell {i}, line {n.lineno}: {ast.unparse(n)[:80]}" for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+        found += [f"cell {i}, line {n.lineno}: {ast.unparse(n)[:80]}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Assert)]
     assert not found, f"{page}: bare assert statements (use cl.check):\n" + "\n".join(found)
 
 
@@ -83,7 +84,7 @@ def test_the_explainers_are_named_by_title_not_as_seeds():
     assert not bad, "readers do not know the explainers as seeds; cite them by title:\n" + "\n".join(bad)
 
 
-# -- the scanner itself -------------------------------------------------------------------------------------------------
+# -- the scanner itself ---------------------------------------------------------------------------------------------
 
 def _nb(markdown: str, code: str = "", output: str = "") -> dict:
     cell = {"cell_type": "code", "source": code, "outputs": [{"output_type": "stream", "text": output}]}
@@ -108,7 +109,7 @@ def test_the_scanner_flags_exactly_the_unproduced_numbers(markdown, code, output
     assert got == flagged
 
 
-# -- the executed book ----------------------------------------------------------------------------------------------------
+# -- the executed book ----------------------------------------------------------------------------------------------
 
 needs_build = pytest.mark.skipif(not EXECUTED.is_dir(), reason="book not built: run `make book` first")
 

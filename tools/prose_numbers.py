@@ -39,8 +39,8 @@ _SKIP = [
 _APPROX = r"(?:≈|\\approx|\\sim|~|about|around|roughly|nearly|almost|approximately|circa|close to)"
 _PATTERNS = [  # in this order: a span matched by an earlier pattern is not matched again
     ("power of ten", re.compile(r"10\^\{?(?P<n>-?\d+)\}?")),
-    ("approximate", re.compile(rf"{_APPROX}\s*\$?\s*(?:[A-Za-z_\\{{}}^]+\s*=\s*)?(?P<n>-?{_NUM})(?P<pct>(?:\s|\\,|\\;)*\\?%)?",
-                               re.I)),
+    ("approximate", re.compile(rf"{_APPROX}\s*\$?\s*(?:[A-Za-z_\\{{}}^]+\s*=\s*)?(?P<n>-?{_NUM})"
+                               r"(?P<pct>(?:\s|\\,|\\;)*\\?%)?", re.I)),
     ("percentage", re.compile(rf"(?<![\w.])(?P<n>{_NUM})(?:\s|\\,|\\;)*(?:\\?%|per ?cent\b)")),
     ("ratio", re.compile(rf"(?<![\w.])(?P<n>{_NUM})\s*(?:x|×|\\times)(?![\w(])(?!\s*\d)")),  # not 64 x 64
     ("ratio", re.compile(rf"(?<![\w.])(?:x|×)(?P<n>{_NUM})(?![\w.])")),
