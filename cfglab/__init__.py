@@ -12,6 +12,7 @@ from . import (
     animate,
     cache,
     claims,
+    compare,
     data,
     digits,
     explore,
@@ -47,7 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "cache", "data", "guidance", "metrics", "models", "paths", "plot", "samplers", "train",
-    "animate", "explore", "claims", "check",
+    "animate", "explore", "claims", "check", "compare",
     "GaussianMixture", "TensorData", "make",
     "cfg", "classifier_guidance", "classifier_guided", "combine", "guided", "scale_from_paper", "scale_to_paper",
     "adherence", "class_probability", "diversity", "log_likelihood", "mmd", "noise_floor", "sliced_wasserstein",

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cfglab
-from cfglab import cache, claims, data, digits, guidance, metrics, models, paths, plot, samplers, text, train
+from cfglab import cache, claims, compare, data, digits, guidance, metrics, models, paths, plot, samplers, text, train
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -335,6 +335,18 @@ CASES = [
     ("claims.check", "range", lambda: claims.check("c", 1.0, "in", 2.0), TypeError, "bound must be a pair"),
     ("claims.check", "reversed range", lambda: claims.check("c", 1.0, "in", (2.0, 1.0)), ValueError,
      "lo <= hi"),
+    # -- compare ------------------------------------------------------------------------------------------------
+    ("compare.interval", "one value", lambda: compare.interval([1.0]), ValueError, "at least 2 values"),
+    ("compare.interval", "nan", lambda: compare.interval([1.0, nan]), ValueError, "values must be finite"),
+    ("compare.baseline_at", "empty", lambda: compare.baseline_at({}, 0, "x", "y", 1.0), TypeError,
+     "baseline must be a non-empty mapping"),
+    ("compare.baseline_at", "ragged", lambda: compare.baseline_at({1: [{}], 2: [{}, {}]}, 0, "x", "y", 1.0),
+     ValueError, "same number"),
+    ("compare.versus_baseline", "not a curve", lambda: compare.versus_baseline([1], {1: [{}]}, "x", "y"),
+     TypeError, "method must be a non-empty mapping"),
+    ("data.GaussianMixture.shift", "wrong shape", lambda: mix.shift([1.0, 2.0, 3.0]), ValueError,
+     "offset must be a finite vector of shape (2,)"),
+    ("data.GaussianMixture.shift", "nan", lambda: mix.shift([1.0, nan]), ValueError, "offset must be a finite"),
     # -- samplers -----------------------------------------------------------------------------------------------
     ("samplers.ode", "steps 0", lambda: samplers.ode(score, x, path, 0), ValueError, "steps must be >= 1"),
     ("samplers.ode", "steps float", lambda: samplers.ode(score, x, path, 2.5), TypeError,
@@ -410,6 +422,13 @@ CASES = [
      "metric must be a function"),
     ("metrics.frechet_distance", "one sample", lambda: metrics.frechet_distance(x[:1], x), ValueError,
      "at least 2 samples"),
+    ("metrics.mode_weight_error", "mixture", lambda: metrics.mode_weight_error(x, "moons"), TypeError,
+     "mixture must be a cfglab.GaussianMixture"),
+    ("metrics.mode_weight_error", "labels", lambda: metrics.mode_weight_error(x, mix, [0, 1]), TypeError,
+     "y must be one class label"),
+    ("metrics.mode_spread", "dims", lambda: metrics.mode_spread(torch.zeros(4, 3), mix), ValueError,
+     "x must have 2 dimensions per sample"),
+    ("metrics.mode_spread", "label", lambda: metrics.mode_spread(x, mix, 5), ValueError, "y must be class labels"),
     # -- plot ---------------------------------------------------------------------------------------------------
     ("plot.scatter", "ax", lambda: plot.scatter(None, x), TypeError, "ax must be a matplotlib Axes"),
     ("plot.scatter", "x dim", lambda: plot.scatter(ax, torch.zeros(4, 3)), ValueError,
@@ -488,6 +507,20 @@ CASES = [
      "y must be class labels"),
     ("text.tilted_sequence_law", "scale", lambda: text.tilted_sequence_law(src, 0, nan, 3), ValueError,
      "scale must be finite"),
+    ("text.MarkovText.encode", "letter", lambda: src.encode("abz"), ValueError, "may only use the letters"),
+    ("text.MarkovText.encode", "lengths", lambda: src.encode(["ab", "abc"]), ValueError, "strings of one length"),
+    ("text.TextModel.next_log_prob", "tokens", lambda: lm.next_log_prob(torch.full((2, 2), 7)), ValueError,
+     "prefix must hold token ids in 0..3"),
+    ("text.sample_prompted", "prompt type", lambda: text.sample_prompted(src.next_log_prob, "abc", 4, 3), TypeError,
+     "prompt must be an integer tensor"),
+    ("text.sample_prompted", "prompt rows", lambda: text.sample_prompted(src.next_log_prob, tok, 5, 3), ValueError,
+     "prompt must have shape (P,), (1, P) or (5, P)"),
+    ("text.sample_prompted", "function", lambda: text.sample_prompted(src, tok[:1], 4, 3), TypeError,
+     "next_log_prob must be a function"),
+    ("text.exact_prompted_law", "scale", lambda: text.exact_prompted_law(src, tok[:1], nan, 3), ValueError,
+     "scale must be finite"),
+    ("text.exact_prompted_law", "prompt tokens", lambda: text.exact_prompted_law(src, torch.tensor([9]), 2.0, 3),
+     ValueError, "prompt must hold token ids in 0..3"),
     # -- cache --------------------------------------------------------------------------------------------------
     ("cache.key", "description", lambda: cache.key("mlp"), TypeError, "description must be a dict"),
     ("cache.load", "key", lambda: cache.load("../../etc/passwd"), ValueError, "k must be a hexadecimal cache key"),
@@ -502,6 +535,8 @@ EXEMPT = {
     "paths.Path": "abstract base class without arguments; its methods have cases, called on Linear/VP instances",
     "paths.Linear": "takes no arguments",
     "claims.ClaimError": "an exception class, raised by claims.check with its message",
+    "compare.Interval": "a record returned by compare.interval, not built from user input",
+    "compare.Comparison": "a record returned by compare.versus_baseline, not built from user input",
     "paths.Coefficients": "a frozen record built by Path.__call__ from checked times, not from user input",
     "samplers.Trajectory": "a record returned by the samplers, not built from user input",
     "train.TrainStep": "a record yielded by train_iter, not built from user input",

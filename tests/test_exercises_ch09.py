@@ -66,3 +66,57 @@ def test_apg_projection_reference_passes():
 def test_apg_projection_mistakes(wrong, phrase):
     v = check_apg_parallel_orthogonal(lambda diff, cond: wrong(diff, cond))
     assert not v and phrase in v.message
+
+
+# -- the experiment: does a rule commute with moving the data? ---------------------------------------------------------
+
+def _shift_error(rule, space, offset, n=200, steps=16, move_start=True, dtype=torch.float64):
+    import cfglab as cl
+    from cfglab import guidance as G
+
+    mix, path = cl.make("moons"), cl.Linear()
+    far = mix.shift(offset.double())
+    x1 = path.prior(n, 2, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    starts = (x1, x1 + (path(path.t_max).alpha * offset.to(dtype) if move_start else 0.0))
+    runs = []
+    for m, start in zip((mix, far), starts):
+        pair = lambda x, t, m=m: (m.score(x, t, path, 0), m.score(x, t, path))  # noqa: E731
+        runs.append(cl.ode(G.guided_rule(pair, rule, path, pred="score", space=space), start, path, steps,
+                           method="euler"))
+    return float((runs[1] - (runs[0] + offset.to(dtype))).abs().max())
+
+
+def test_shift_error_reference_passes_and_hands_itself_on():
+    from cfglab.exercises import check_shift_error
+
+    v = check_shift_error(_shift_error)
+    assert v and v.or_reference() is _shift_error
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda rule, space, offset, n=200, steps=16: _shift_error(rule, space, offset, n, steps, move_start=False),
+     "move the start"),
+    (lambda rule, space, offset, n=200, steps=16: _shift_error(rule, space, offset, n, steps, dtype=torch.float32),
+     "float64"),
+    (lambda rule, space, offset, n=200, steps=16: 0.0, "does not"),              # says everything commutes
+    (lambda rule, space, offset, n=200, steps=16: 1.0, "depends on the origin"),  # says nothing commutes
+    (lambda rule, space, offset, n=200, steps=16: "small", "should return a float"),
+])
+def test_shift_error_mistakes(wrong, phrase):
+    from cfglab.exercises import check_shift_error
+
+    v = check_shift_error(wrong)
+    assert not v and phrase in v.message, v.message
+
+
+def test_shift_error_falls_back_to_the_reference_when_not_strict(monkeypatch):
+    from cfglab.exercises import check_shift_error
+
+    monkeypatch.delenv("CFGLAB_EXERCISES", raising=False)
+
+    def stub(rule, space, offset, n=200, steps=16):
+        raise NotImplementedError("a hint")
+
+    v = check_shift_error(stub)
+    assert not v and "not written yet" in v.message
+    assert v.or_reference()(lambda c, u, x, t: c, "x0", torch.tensor([1.0, 0.0]), n=8, steps=2) < 1e-6

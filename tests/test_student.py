@@ -146,10 +146,10 @@ def test_a_hint_may_open_the_function_body(source):
         namespace["f"](0)
 
 
-def test_a_long_hint_is_wrapped_into_lines_of_at_most_120_characters():
+def test_a_long_hint_is_wrapped_into_lines_of_at_most_110_characters():
     hint = "use torch.softmax(logits, -1) and then " + "a rather long explanation " * 12 + "at the end."
     stub, _ = se.stub_source(f"# Hint: {hint}\ndef f(logits):\n    return logits\n", "here")
-    assert max(len(line) for line in stub.splitlines()) <= 120 and len(stub.splitlines()) > 3
+    assert max(len(line) for line in stub.splitlines()) <= 110 and len(stub.splitlines()) > 3
     assert "torch.softmax(logits, -1)" in stub  # no line break inside brackets
     namespace: dict = {}
     exec(stub, namespace)

@@ -44,7 +44,7 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a double-quoted literal: JSON's escapes are Python's
 
 
-def _raise_lines(hint: str, indent: str, width: int = 120) -> list[str]:
+def _raise_lines(hint: str, indent: str, width: int = 110) -> list[str]:
     """``raise NotImplementedError("hint")``, wrapped into lines of at most ``width`` characters."""
     if len(one := f"{indent}raise NotImplementedError({_quote(hint)})") <= width:
         return [one]

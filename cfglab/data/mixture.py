@@ -216,6 +216,15 @@ class GaussianMixture:
         within = (m.weights * m.std**2).sum() * torch.eye(m.dim, dtype=torch.float64)
         return within + (m.weights[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
 
+    def shift(self, offset: Any) -> GaussianMixture:
+        """The same mixture translated by ``offset`` (a (d,) vector): ``x -> x + offset``. Scores and posteriors move
+        with it; a rule that is not translation-invariant gives different samples on the two (chapter 9)."""
+        offset = torch.as_tensor(offset, dtype=torch.float64)
+        if offset.shape != (self.dim,) or not torch.isfinite(offset).all():
+            raise ValueError(f"offset must be a finite vector of shape ({self.dim},), got {tuple(offset.shape)}")
+        return GaussianMixture(self.means + offset, self.std, self.weights, classes=self.classes,
+                               class_names=self.class_names)
+
     def tempered(self, T: float) -> GaussianMixture:
         """The mixture that approximates ``p^(1/T) / Z`` when the components are well separated.
 

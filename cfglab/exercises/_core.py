@@ -130,6 +130,22 @@ def _run(name: str, student: Callable[..., Any], reference: Callable[..., Any],
     return Verdict(True, f"{name} matches the exact answer on {trials} hidden random inputs.")
 
 
+def attempt(name: str, student: Callable[..., Any], **inputs: Any) -> tuple[Any, Verdict | None]:
+    """Call the student's function for an outcome checker: ``(value, None)``, or ``(None, verdict)`` when it is not a
+    function, is still a stub ("not written yet", with its hint) or raises (reported in one sentence)."""
+    if not callable(student):
+        return None, Verdict(False, f"{name}: expected a function, got {_describe(student)}.", name, student)
+    shown = ", ".join(f"{k}={_describe(v)}" for k, v in inputs.items())
+    try:
+        return student(**{k: _copy(v) for k, v in inputs.items()}), None
+    except NotImplementedError as err:
+        if _raised_by_a_raise_statement(err):
+            return None, Verdict(False, _not_written(name, err), name, student)
+        return None, Verdict(False, f"{name} raised NotImplementedError: {err} (called with {shown}).", name, student)
+    except Exception as err:  # report, never re-raise
+        return None, Verdict(False, f"{name} raised {type(err).__name__}: {err} (called with {shown}).", name, student)
+
+
 def _raised_by_a_raise_statement(err: BaseException) -> bool:
     """Whether ``err`` comes from a ``raise`` statement of the student's code (a stub), rather than from a call in
     it, such as a torch operation that is "not supported for complex types" (also a NotImplementedError)."""

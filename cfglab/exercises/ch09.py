@@ -1,15 +1,20 @@
-"""Checks for chapter 9, taming strong guidance: the guidance interval, CFG rescale and APG's projection."""
+"""Checks for chapter 9, taming strong guidance: the guidance interval, CFG rescale, APG's projection, and an
+experiment: measuring whether a rule commutes with moving the data."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..guidance import interval_scale, parallel_orthogonal, rescale
-from ._core import Verdict, check_function
+from ..data import make
+from ..guidance import apg, cfg, guided_rule, interval_scale, parallel_orthogonal, rescale
+from ..paths import Linear
+from ..samplers import ode
+from ._core import Verdict, attempt, check_function
 
 # -- (a) the guidance interval ---------------------------------------------------------------------------------------
 
@@ -110,3 +115,76 @@ def check_apg_parallel_orthogonal(student: Callable[..., Any]) -> Verdict:
          lambda diff, cond: (lambda p: (p, diff - p))((diff * cond).sum() / (cond * cond).sum() * cond)),
     ]
     return check_function("apg_parallel_orthogonal", student, _ref_proj, _proj_inputs, mistakes=mistakes)
+
+
+# -- (d) an experiment: does a rule commute with moving the data? -----------------------------------------------------
+
+
+def _shift_error(rule: Callable[..., Tensor], space: str, offset: Tensor, n: int = 200, steps: int = 16) -> float:
+    """Reference: max |x(moved moons) - (x(moons) + offset)| with the exact scores of class 0, Euler, float64."""
+    return _shift_runs(rule, space, offset, n, steps, True, torch.float64)
+
+
+def _shift_runs(rule: Callable[..., Tensor], space: str, offset: Tensor, n: int, steps: int, move_start: bool,
+                dtype: torch.dtype) -> float:
+    mix, path = make("moons"), Linear()
+    far = mix.shift(offset.double())
+    x1 = path.prior(n, 2, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    moved = x1 + (path(path.t_max).alpha * offset.to(dtype) if move_start else 0.0)
+    runs = []
+    for m, start in ((mix, x1), (far, moved)):
+        pair = lambda x, t, m=m: (m.score(x, t, path, 0), m.score(x, t, path))  # noqa: E731
+        out = ode(guided_rule(pair, rule, path, pred="score", space=space), start, path, steps, method="euler")
+        runs.append(out if isinstance(out, Tensor) else out[0])
+    return float((runs[1] - (runs[0] + offset.to(dtype))).abs().max())
+
+
+_SHIFT_RULES: list[tuple[str, Callable[..., Tensor], str, bool]] = [
+    ("plain CFG at w = 5", lambda c, u, x, t: cfg(c, u, 5.0), "x0", True),
+    ("the guidance interval [0.3, 0.7] at w = 4",
+     lambda c, u, x, t: u + interval_scale(t, 4.0, 0.3, 0.7)[:, None].to(c) * (c - u), "eps", True),
+    ("APG with eta = 0 at w = 5", lambda c, u, x, t: apg(c, u, 5.0, 0.0)[0], "x0", False),
+    ("a static clip of x0 to [-1.5, 1.5] at w = 4", lambda c, u, x, t: cfg(c, u, 4.0).clamp(-1.5, 1.5), "x0",
+     False),
+]
+
+
+def check_shift_error(student: Callable[..., Any]) -> Verdict:
+    """``shift_error(rule, space, offset, n=200, steps=16)``: the experiment of chapter 9. Run on hidden rules, two
+    that commute with translations and two that do not; the measurement must tell them apart (below 1e-6 for the
+    first, above 1e-3 for the others)."""
+    name, offset = "shift_error", torch.tensor([2.0, -1.0])
+    verdict = None
+    for label, rule, space, equivariant in _SHIFT_RULES:
+        got, failed = attempt(name, student, rule=rule, space=space, offset=offset, n=64, steps=8)
+        if failed is not None:
+            verdict = failed
+            break
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            verdict = Verdict(False, f"{name} should return a float, got {type(got).__name__}.")
+            break
+        if equivariant and not got < 1e-6:
+            if abs(got - _shift_runs(rule, space, offset, 64, 8, False, torch.float64)) < 1e-6 * max(1.0, got):
+                why = ("the second run starts from the same noise as the first, but at t_max the noised data have "
+                       "moved by alpha(t_max) * offset: move the start by that much too.")
+            elif abs(got - _shift_runs(rule, space, offset, 64, 8, True, torch.float32)) < 1e-4:
+                why = "you sampled in float32, whose round-off hides the exact answer: use dtype=torch.float64."
+            else:
+                why = ("re-read the exercise: run the same sampler on both mixtures from matching starts and compare "
+                       "the second run with the first moved by the offset.")
+            verdict = Verdict(False, f"{name} says that {label} depends on the origin (you measured {got:.3g}), "
+                                     f"but it commutes with translations exactly: {why}")
+            break
+        if not equivariant and not got > 1e-3:
+            verdict = Verdict(False, f"{name} says that {label} commutes with translations (you measured {got:.3g}), "
+                                     "but it does not: check that the second run really uses the moved mixture's "
+                                     "scores.")
+            break
+    if verdict is None:
+        verdict = Verdict(True, f"{name} tells the rules that commute with translations from those that do not, on "
+                                f"{len(_SHIFT_RULES)} hidden rules.")
+    verdict = replace(verdict, name=name, student=student, reference=_shift_error)
+    print(verdict)
+    return verdict
