@@ -5,11 +5,17 @@ constant learning rate, batches of 4096, 20,000 iterations, the linear-path velo
 ``cl.MLP`` (Fourier time embedding, input scaling, residual blocks) trained by ``cl.train_iter`` (warm-up and
 cosine decay, gradient clipping) with a :class:`cfglab.TrainConfig`. Both models are unconditional.
 
-Both are trained on the same toy and sampled with the same sampler (Euler on the velocity, uniform in t, the same
-starting noise). Quality is the sliced Wasserstein distance (and the MMD) to exact samples of the toy; the target
-is 1.5x the exact-vs-exact noise floor at the same sample size. Only training steps are timed (wall and CPU of
-this process, one torch thread); evaluation at checkpoints is not. ``--max-seconds`` caps each recipe's training
-wall time; a capped recipe that never reached the target only gives a lower bound on the time ratio.
+Both are trained on the same toy, each with several seeds (initialisation and batches), and sampled with the same
+sampler (Euler on the velocity, uniform in t). Quality is the sliced Wasserstein distance (and the MMD) to exact
+samples of the toy, averaged over a few independent evaluation sets (exact samples and starting noise), so that one
+lucky draw cannot decide; the target is 1.5x the exact-vs-exact noise floor at the same sample size, and the run
+records the exact velocity field's own SW through the same sampler, which must sit clearly below the target.
+Only training steps are timed (wall and CPU of this process, one torch thread); evaluation is not.
+``--max-seconds`` caps each recipe's training wall time; a capped recipe that never reached the target only
+gives a lower bound on its time.
+
+The time to the target is the product of the steps it takes and the cost of a step; both are reported, since the
+two recipes differ in opposite ways (the tutorial's big batches take fewer, much more expensive steps).
 
 Run: ``python benchmarks/recipes.py [--quick --out DIR] [--datasets moons checkerboard] [--max-seconds S]``;
 writes ``recipes.json``.
@@ -37,6 +43,8 @@ from benchmarks import _common  # noqa: E402
 from benchmarks.tutorial import TutorialConfig, TutorialMLP, tutorial_iter  # noqa: E402
 
 TARGET_FACTOR = 1.5
+SEEDS = (0, 1, 2)
+EVAL_SETS = 3
 
 
 COURSE = cl.TrainConfig()                                   # the course's defaults, what the chapters use
@@ -51,22 +59,30 @@ def course_iter(model: cl.MLP, data: cl.GaussianMixture, config: cl.TrainConfig)
 
 
 class Evaluation:
-    """What every recipe is scored against: ``n_eval`` exact samples of the toy and shared starting noise (from
-    ``seed``), the sampler, and the exact-vs-exact noise floors of SW and MMD at that sample size."""
+    """What every recipe is scored against: ``sets`` independent pairs of ``n_eval`` exact samples of the toy and
+    starting noise (from ``seed``), the sampler, and the exact-vs-exact noise floors of SW and MMD at that size."""
 
-    def __init__(self, dataset: str, n_eval: int, sampler_steps: int, seed: int = 1):
+    def __init__(self, dataset: str, n_eval: int, sampler_steps: int, seed: int = 1, sets: int = EVAL_SETS):
         self.mix, self.sampler_steps = cl.make(dataset), sampler_steps
         g = torch.Generator().manual_seed(seed)
-        self.truth, _ = self.mix.sample(n_eval, generator=g)
-        self.x1 = cl.Linear().prior(n_eval, 2, generator=g)
+        self.truths = [self.mix.sample(n_eval, generator=g)[0] for _ in range(sets)]
+        self.starts = [cl.Linear().prior(n_eval, 2, generator=g) for _ in range(sets)]
         self.floor_sw = cl.noise_floor(self.mix, n_eval)
         self.floor_mmd = cl.noise_floor(self.mix, n_eval, metric=cl.mmd)
         self.target_sw = TARGET_FACTOR * self.floor_sw
 
-    def sample(self, velocity: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-        """Euler on the velocity (the tutorials' sampler), uniform in t, from the shared noise."""
-        return cast(Tensor, cl.ode(velocity, self.x1, cl.Linear(), self.sampler_steps, method="euler",
+    def sample(self, velocity: Callable[[Tensor, Tensor], Tensor], x1: Tensor) -> Tensor:
+        """Euler on the velocity (the tutorials' sampler), uniform in t, from ``x1``."""
+        return cast(Tensor, cl.ode(velocity, x1, cl.Linear(), self.sampler_steps, method="euler",
                                    pred="velocity", spacing="uniform"))
+
+    def score(self, velocity: Callable[[Tensor, Tensor], Tensor], mmd: bool = False) -> dict[str, float]:
+        """SW (and MMD) to exact samples, averaged over the evaluation sets."""
+        xs = [self.sample(velocity, x1) for x1 in self.starts]
+        out = {"sw": sum(cl.sliced_wasserstein(x, y) for x, y in zip(xs, self.truths)) / len(xs)}
+        if mmd:
+            out["mmd"] = sum(cl.mmd(x, y) for x, y in zip(xs, self.truths)) / len(xs)
+        return out
 
 
 
@@ -81,20 +97,22 @@ def race(steps: Iterator[float], model: nn.Module, ev: Evaluation, *, check_ever
     wall = cpu = 0.0
     history: list[dict[str, float]] = []
     losses: list[float] = []
-    capped, step, reached, x = False, 0, None, ev.x1
+    capped, step, reached = False, 0, None
 
     def checkpoint(last: bool = False) -> None:
-        nonlocal reached, x
+        nonlocal reached
         model.eval()
         with torch.no_grad():
-            x = ev.sample(lambda z, t: model(z, t))
+            sw = ev.score(lambda z, t: model(z, t))["sw"]
+            hit = reached is None and sw <= ev.target_sw
+            mmd = ev.score(lambda z, t: model(z, t), mmd=True)["mmd"] if hit or last else None
         model.train()
         window = losses[-check_every:]
         h = {"step": step, "train_wall_seconds": wall, "train_cpu_seconds": cpu, "loss": sum(window) / len(window),
-             "sw": cl.sliced_wasserstein(x, ev.truth)}
-        if (reached is None and h["sw"] <= ev.target_sw) or last:
-            h["mmd"] = cl.mmd(x, ev.truth)
-            reached = h if reached is None and h["sw"] <= ev.target_sw else reached
+             "sw": sw}
+        if mmd is not None:
+            h["mmd"] = mmd
+        reached = h if hit else reached
         history.append(h)
         print(f"    step {step:>6}  wall {wall:7.1f} s  cpu {cpu:7.1f} s  SW {h['sw']:.4f}"
               f"  (target {ev.target_sw:.4f})", flush=True)
@@ -114,59 +132,88 @@ def race(steps: Iterator[float], model: nn.Module, ev: Evaluation, *, check_ever
         if step % (check_every if step <= dense * check_every else 4 * check_every) == 0:
             checkpoint()
     if history and history[-1]["step"] == step:       # the last state was just scored: add its MMD
-        history[-1].setdefault("mmd", cl.mmd(x, ev.truth))
+        if "mmd" not in history[-1]:
+            model.eval()
+            with torch.no_grad():
+                history[-1]["mmd"] = ev.score(lambda z, t: model(z, t), mmd=True)["mmd"]
     else:
         checkpoint(last=True)
     model.eval()
     return {"steps_done": step, "capped": capped, "reached": reached, "final": history[-1],
             "best_sw": min(h["sw"] for h in history), "history": history,
-            "train_wall_seconds": wall, "train_cpu_seconds": cpu}
+            "train_wall_seconds": wall, "train_cpu_seconds": cpu,
+            "cpu_seconds_per_step": cpu / max(step, 1)}
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Over the seeds of one recipe: how many reached the target, and the mean CPU seconds, steps and CPU seconds
+    per step to it (among those that reached it), each with its 90 % interval when two or more did."""
+    hits = [r["reached"] for r in runs if r["reached"] is not None]
+    out: dict[str, Any] = {"seeds": len(runs), "reached": len(hits),
+                           "cpu_seconds_per_step": [r["cpu_seconds_per_step"] for r in runs]}
+    for key, values in (("train_cpu_seconds", [h["train_cpu_seconds"] for h in hits]),
+                        ("steps", [float(h["step"]) for h in hits])):
+        out[key] = {"values": values, "mean": sum(values) / len(values) if values else None,
+                    "interval": asdict(cl.compare.interval(values)) if len(values) >= 2 else None}
+    return out
 
 
 def ratio(tutorial: dict[str, Any], course: dict[str, Any]) -> dict[str, Any]:
-    """Tutorial time over course time to the target, in CPU and wall seconds. When the tutorial stopped (capped or
-    finished) without reaching it, its whole training time gives a lower bound; None when the course missed."""
-    if course["reached"] is None:
-        return {"cpu": None, "wall": None, "kind": "course did not reach the target"}
-    hit = tutorial["reached"]
-    if hit is None:
-        kind = "lower bound (tutorial capped before reaching the target)" if tutorial["capped"] else \
-            "lower bound (tutorial never reached the target)"
-        t_cpu, t_wall = tutorial["train_cpu_seconds"], tutorial["train_wall_seconds"]
-    else:
-        kind, t_cpu, t_wall = "measured", hit["train_cpu_seconds"], hit["train_wall_seconds"]
-    return {"cpu": t_cpu / course["reached"]["train_cpu_seconds"],
-            "wall": t_wall / course["reached"]["train_wall_seconds"], "kind": kind}
+    """Tutorial over course, from their summaries: the time to the target (mean CPU seconds), the steps to it, and
+    the cost of one step, so that ``time = steps x cost`` reads off. When some tutorial seed did not reach the
+    target, its whole training time stands in for its time, and the time ratio is a lower bound."""
+    if course["reached"] < course["seeds"]:
+        return {"cpu": None, "steps": None, "cost_per_step": None, "kind": "the course missed the target on a seed"}
+    t_cpu = tutorial["train_cpu_seconds"]["values"] + tutorial.get("missed_cpu_seconds", [])
+    kind = "measured" if tutorial["reached"] == tutorial["seeds"] else \
+        "lower bound (a tutorial seed stopped before reaching the target)"
+    cost = sum(tutorial["cpu_seconds_per_step"]) / len(tutorial["cpu_seconds_per_step"]) / (
+        sum(course["cpu_seconds_per_step"]) / len(course["cpu_seconds_per_step"]))
+    steps = (tutorial["steps"]["mean"] / course["steps"]["mean"]) if tutorial["steps"]["mean"] else None
+    return {"cpu": (sum(t_cpu) / len(t_cpu)) / course["train_cpu_seconds"]["mean"], "steps": steps,
+            "cost_per_step": cost, "kind": kind}
 
 
 def compare(dataset: str, tutorial: TutorialConfig | None, course: cl.TrainConfig, *, n_eval: int,
-            sampler_steps: int, course_every: int, tutorial_every: int,
-            max_seconds: float | None) -> dict[str, Any]:
-    """Both recipes on one toy (the tutorial skipped when ``tutorial`` is None)."""
+            sampler_steps: int, course_every: int, tutorial_every: int, max_seconds: float | None,
+            seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
+    """Both recipes on one toy, each with every seed (the tutorial skipped when ``tutorial`` is None)."""
     ev = Evaluation(dataset, n_eval, sampler_steps)
     with torch.no_grad():
-        x = ev.sample(_exact_velocity(ev.mix))
-        exact = {"sw": cl.sliced_wasserstein(x, ev.truth), "mmd": cl.mmd(x, ev.truth)}
+        exact = ev.score(_exact_velocity(ev.mix), mmd=True)
     print(f"{dataset}: noise floor SW {ev.floor_sw:.4f}, target {ev.target_sw:.4f}; the exact velocity with this "
           f"sampler scores SW {exact['sw']:.4f}", flush=True)
-    out: dict[str, Any] = {"dataset": dataset, "n_eval": n_eval, "noise_floor_sw": ev.floor_sw,
-                           "target_factor": TARGET_FACTOR, "target_sw": ev.target_sw, "noise_floor_mmd": ev.floor_mmd,
+    out: dict[str, Any] = {"dataset": dataset, "n_eval": n_eval, "eval_sets": len(ev.starts),
+                           "noise_floor_sw": ev.floor_sw, "target_factor": TARGET_FACTOR, "target_sw": ev.target_sw,
+                           "noise_floor_mmd": ev.floor_mmd, "seeds": list(seeds),
                            "sampler": {"method": "euler", "pred": "velocity", "spacing": "uniform",
                                        "steps": sampler_steps},
                            "exact_field": exact, "recipes": {}}
-    model = cl.MLP(2, 0, path=cl.Linear(), pred="velocity", seed=0)
-    print(f"  course recipe: {course}", flush=True)
-    res = race(course_iter(model, ev.mix, course), model, ev, check_every=course_every, max_seconds=max_seconds)
+    runs = []
+    for seed in seeds:
+        config = cl.TrainConfig(**{**asdict(course), "seed": seed})
+        model = cl.MLP(2, 0, path=cl.Linear(), pred="velocity", seed=seed)
+        print(f"  course recipe, seed {seed}: {config}", flush=True)
+        res = race(course_iter(model, ev.mix, config), model, ev, check_every=course_every, max_seconds=max_seconds)
+        runs.append({"seed": seed, **res})
     out["recipes"]["course"] = {"config": asdict(course), "model": model.config,
-                                "parameters": sum(p.numel() for p in model.parameters()), **res}
+                                "parameters": sum(p.numel() for p in model.parameters()), "runs": runs,
+                                "summary": summary(runs)}
     if tutorial is not None:
-        net = TutorialMLP(2, tutorial.width, tutorial.depth, seed=tutorial.seed)
-        print(f"  tutorial recipe: {tutorial}", flush=True)
-        res = race(tutorial_iter(net, ev.mix, tutorial), net, ev, check_every=tutorial_every,
-                   max_seconds=max_seconds)
+        runs = []
+        for seed in seeds:
+            config_t = TutorialConfig(**{**asdict(tutorial), "seed": seed})
+            net = TutorialMLP(2, config_t.width, config_t.depth, seed=seed)
+            print(f"  tutorial recipe, seed {seed}: {config_t}", flush=True)
+            res = race(tutorial_iter(net, ev.mix, config_t), net, ev, check_every=tutorial_every,
+                       max_seconds=max_seconds)
+            runs.append({"seed": seed, **res})
+        summ = summary(runs)
+        summ["missed_cpu_seconds"] = [r["train_cpu_seconds"] for r in runs if r["reached"] is None]
         out["recipes"]["tutorial"] = {"config": asdict(tutorial),
-                                      "parameters": sum(p.numel() for p in net.parameters()), **res}
-        out["time_ratio"] = ratio(out["recipes"]["tutorial"], out["recipes"]["course"])
+                                      "parameters": sum(p.numel() for p in net.parameters()), "runs": runs,
+                                      "summary": summ}
+        out["time_ratio"] = ratio(summ, out["recipes"]["course"]["summary"])
     return out
 
 
@@ -211,12 +258,11 @@ def main() -> None:
             for d in args.datasets]
     for r in runs:
         for name, rec in r["recipes"].items():
-            hit = rec["reached"]
-            print(f"{r['dataset']} {name}: " + (f"reached SW {hit['sw']:.4f} at step {hit['step']} after "
-                                                f"{hit['train_cpu_seconds']:.1f} s CPU" if hit else "never reached")
-                  + f"; final SW {rec['final']['sw']:.4f} after {rec['steps_done']} steps"
-                  + (" (capped)" if rec["capped"] else ""))
-        print(f"{r['dataset']}: time ratio {r.get('time_ratio')}")
+            sm = rec["summary"]
+            t = sm["train_cpu_seconds"]
+            print(f"{r['dataset']} {name}: {sm['reached']} of {sm['seeds']} seeds reached the target"
+                  + (f", mean {t['mean']:.1f} s CPU, {sm['steps']['mean']:.0f} steps" if t["mean"] else ""))
+        print(f"{r['dataset']}: tutorial / course {r.get('time_ratio')}")
     file = _common.write(out_dir, "recipes", {"quick": q, "runs": runs}, started)
     print(f"wrote {file}")
 

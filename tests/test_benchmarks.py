@@ -127,14 +127,25 @@ def test_tutorial_loss_is_flow_matching_on_the_linear_path():
     assert n_hidden == 4 and (config.batch_size, config.steps, config.lr) == (4096, 20_000, 1e-3)
 
 
-def test_time_ratio_is_a_lower_bound_when_the_tutorial_was_capped():
-    course = {"reached": {"train_cpu_seconds": 10.0, "train_wall_seconds": 20.0}}
-    capped = {"reached": None, "capped": True, "train_cpu_seconds": 300.0, "train_wall_seconds": 400.0}
-    r = recipes.ratio(capped, course)
-    assert r["cpu"] == 30.0 and r["wall"] == 20.0 and r["kind"].startswith("lower bound")
-    hit = {"reached": {"train_cpu_seconds": 50.0, "train_wall_seconds": 60.0}, "capped": False}
-    assert recipes.ratio(hit, course) == {"cpu": 5.0, "wall": 3.0, "kind": "measured"}
-    assert recipes.ratio(hit, {"reached": None})["cpu"] is None
+def _run(reached_at, cpu, steps_done):
+    hit = None if reached_at is None else {"train_cpu_seconds": reached_at[0], "step": reached_at[1]}
+    return {"reached": hit, "train_cpu_seconds": cpu, "cpu_seconds_per_step": cpu / steps_done}
+
+
+def test_time_ratio_is_steps_times_cost_and_a_lower_bound_when_a_tutorial_seed_missed():
+    course = recipes.summary([_run((10.0, 1000), 20.0, 2000), _run((12.0, 1200), 20.0, 2000)])
+    assert course["reached"] == 2 and course["train_cpu_seconds"]["mean"] == 11.0
+    assert course["steps"]["mean"] == 1100 and course["train_cpu_seconds"]["interval"]["n"] == 2
+    tut = recipes.summary([_run((220.0, 550), 800.0, 2000), _run((440.0, 1100), 800.0, 2000)])
+    r = recipes.ratio(tut, course)
+    assert r["kind"] == "measured" and r["cpu"] == pytest.approx(30.0)
+    assert r["steps"] == pytest.approx(0.75) and r["cost_per_step"] == pytest.approx(40.0)
+    missed = recipes.summary([_run((220.0, 550), 800.0, 2000), _run(None, 900.0, 2000)])
+    missed["missed_cpu_seconds"] = [900.0]
+    r = recipes.ratio(missed, course)
+    assert r["kind"].startswith("lower bound") and r["cpu"] == pytest.approx((220 + 900) / 2 / 11)
+    assert recipes.ratio(tut, recipes.summary([_run(None, 20.0, 2000), _run((10.0, 1000), 20.0, 2000)]))["cpu"] \
+        is None
 
 
 def test_the_chapters_benchmark_times_every_notebook_of_the_book():
@@ -195,9 +206,13 @@ def test_run_quick_completes_and_writes_valid_json(tmp_path):
     assert row["speedup_batched_vs_two_passes"] > 0
     run = out["recipes"]["runs"][0]
     assert {"course", "tutorial"} == set(run["recipes"]) and "time_ratio" in run and run["target_sw"] > 0
+    assert run["exact_field"]["sw"] > 0 and run["eval_sets"] >= 2
     for rec in run["recipes"].values():
-        assert all({"step", "train_cpu_seconds", "train_wall_seconds", "sw"} <= set(h) for h in rec["history"])
-        assert "mmd" in rec["final"] and rec["final"]["step"] == rec["steps_done"]
+        assert len(rec["runs"]) == len(run["seeds"]) >= 2 and {"reached", "seeds"} <= set(rec["summary"])
+        for seed_run in rec["runs"]:
+            assert all({"step", "train_cpu_seconds", "train_wall_seconds", "sw"} <= set(h)
+                       for h in seed_run["history"])
+            assert "mmd" in seed_run["final"] and seed_run["final"]["step"] == seed_run["steps_done"]
     for p in out["samplers"]["paths"].values():
         assert set(p["spacings"]) == set(samplers.SPACINGS) and {"variable", "spacing"} <= set(p["chosen"])
         for r in p["spacings"].values():
