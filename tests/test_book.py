@@ -234,7 +234,7 @@ class Browser:
     3 and 4 of the browser, no port, no WebDriver), to press keys, click and read the DOM afterwards. The page runs
     with the network emulated offline, and every request it makes is recorded in :attr:`requests`."""
 
-    def __init__(self, page: str) -> None:
+    def __init__(self, page: str, width: int | None = None) -> None:
         self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         cmd_r, self._cmd_w = os.pipe()   # we write commands, the browser reads them on its fd 3
         self._out_r, out_w = os.pipe()   # the browser writes replies and events on its fd 4
@@ -263,6 +263,9 @@ class Browser:
                                                                       "downloadThroughput": -1,
                                                                       "uploadThroughput": -1})):
             self.call(method, params, session=True)
+        if width is not None:  # a window this many CSS pixels wide (a laptop: 1280)
+            self.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                             "mobile": False}, session=True)
         self.call("Page.navigate", {"url": html_file(page).as_uri()}, session=True)
         self.wait_for("document.readyState === 'complete'")
 
@@ -341,7 +344,7 @@ class Browser:
 @pytest.fixture
 def browser():
     opened: list[Browser] = []
-    yield lambda page: opened.append(Browser(page)) or opened[-1]
+    yield lambda page, width=None: opened.append(Browser(page, width)) or opened[-1]
     for b in opened:
         b.close()
 
@@ -447,3 +450,31 @@ def test_embedded_widgets_render_controls(page, browser):
     ghosts = [v for v in views if v["id"] not in stored and v["area"] > 0]
     assert not ghosts, f"{page}: widget views without a stored model take space (an empty box): {ghosts[:3]}"
     assert not b.remote_requests(), f"{page}: requests to the network: {b.remote_requests()}"
+
+
+# -- layout: a page reads on a laptop ---------------------------------------------------------------------------------
+
+WINDOW = 1280  # CSS pixels: a laptop screen (book/_vendor/cfglab.css fits 110 characters of code there)
+
+
+@needs_build
+@needs_chromium
+@pytest.mark.parametrize("page", PAGES)
+def test_no_code_or_output_block_scrolls_sideways_in_a_1280_pixel_window(page, browser):
+    b = browser(page, WINDOW)
+    b.wait_for("document.readyState === 'complete'")
+    time.sleep(0.5)  # MathJax and the widget manager lay out asynchronously
+    wide = b.js("Array.from(document.querySelectorAll('article pre, article div.cell_output, "
+                "article .table-wrapper, article div.output')).filter(e => e.scrollWidth > e.clientWidth + 2)"
+                ".map(e => ({tag: e.tagName + '.' + e.className, scroll: e.scrollWidth, client: e.clientWidth, "
+                "text: e.textContent.trim().slice(0, 60)}))")
+    assert not wide, f"{page}: {len(wide)} blocks scroll sideways at {WINDOW} px: {wide[:4]}"
+
+
+@needs_build
+@pytest.mark.parametrize("page", [p for p in PAGES if p.startswith(CHAPTER_DIR)])
+def test_equations_are_numbered_per_page(page):
+    numbers = re.findall(r'<span class="eqno">\((\d+)\)', html_file(page).read_text(encoding="utf8"))
+    if not numbers:
+        pytest.skip(f"{page} has no numbered equation")
+    assert numbers[0] == "1", f"{page}: the first equation is ({numbers[0]}), numbering runs across pages"
