@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from . import _checks, cache
 from .data import TensorData
-from .models import _seeded
+from .models.blocks import _seeded
 from .paths import PREDICTIONS, Path
 
 NUM_CLASSES = 10
