@@ -24,11 +24,11 @@ from nbformat import NotebookNode
 
 if str(Path(__file__).resolve().parent) not in sys.path:  # the sibling module, also when imported by file path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+import course  # noqa: E402  # the repository address, from _config.yml
 from solution_stubs import StudentEditionError, stub_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-REPO = "https://github.com/cfglab/cfglab"
-COLAB = "https://colab.research.google.com/github/cfglab/cfglab/blob/main"
+REPO = course.repository()
 STUB_TAG = "stub"
 TABLE_BEGIN = "% BEGIN student table: written by `make student` (tools/student_edition.py), do not edit by hand"
 TABLE_END = "% END student table"
@@ -38,7 +38,7 @@ _MARKER = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution-(?:start|end)\}.*?^(?P=
 
 def colab_url(path: str) -> str:
     """The Colab address of a notebook of the repository, e.g. ``colab_url("student/01_langevin.ipynb")``."""
-    return f"{COLAB}/{path}"
+    return course.colab_url(path)
 
 
 def chapter_link_line(name: str) -> str:
@@ -52,7 +52,7 @@ def student_note(name: str) -> str:
     return (f"**Student edition.** Every exercise solution of this chapter is replaced by a stub that raises "
             f"`NotImplementedError` with a hint: write each function, then run the check below it. The full chapter, "
             f"with solutions, is [`chapters/{name}.ipynb`](../chapters/{name}.ipynb) in a checkout of the "
-            f"repository, [on GitHub]({REPO}/blob/main/chapters/{name}.ipynb) and "
+            f"repository, [on GitHub]({REPO}/blob/{course.branch()}/chapters/{name}.ipynb) and "
             f"[in Colab]({colab_url(f'chapters/{name}.ipynb')}).")
 
 
