@@ -6,6 +6,8 @@
 #   make strip  clear the outputs of the notebooks (chapters, book pages) before committing them
 #   make lint   ruff over the repository and mypy over the cfglab package (its public API is fully typed)
 #   make student  regenerate the student edition (student/*.ipynb) from the chapters
+#   make test-compat  run every chapter in a second environment (.venv-compat: the oldest supported versions, Colab's
+#               ipywidgets 7.7, another torch), with cfglab installed from git as the setup cell does; slow, not in CI
 #   make clean  remove build outputs (keeps .venv)
 
 PYTHON ?= python3.11
@@ -14,7 +16,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JB     := $(VENV)/bin/jupyter-book
 
-.PHONY: venv lint book test test-unit test-notebooks test-book test-student student strip clean
+.PHONY: venv lint book test test-unit test-notebooks test-book test-student test-compat student strip clean
 
 venv: $(STAMP)
 
@@ -39,7 +41,7 @@ export OMP_NUM_THREADS := 1
 export CFGLAB_EXERCISES := strict
 
 test-unit: venv
-	$(PY) -m pytest tests --ignore=tests/test_book.py -m "not student" -n 2
+	$(PY) -m pytest tests --ignore=tests/test_book.py -m "not student and not book" -n 2
 
 # Runs every student notebook twice in a kernel: up to its first stub (the check must say "not written yet"),
 # then to the end with the chapters' solutions in place of the stubs (every check must pass).
@@ -59,7 +61,14 @@ lint: venv
 	$(PY) -m mypy cfglab
 
 test-book: venv
-	$(PY) -m pytest tests/test_book.py
+	$(PY) -m pytest tests/test_book.py tests/test_prose.py
+
+COMPAT := .venv-compat
+test-compat:
+	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install -q -r requirements-compat.txt
+	$(COMPAT)/bin/python -m pip install -q --force-reinstall --no-cache-dir "cfglab @ git+file://$(CURDIR)"
+	$(COMPAT)/bin/python tools/compat.py
 
 test: lint test-unit test-notebooks test-student book test-book
 

@@ -111,7 +111,10 @@ def test_the_scanner_flags_exactly_the_unproduced_numbers(markdown, code, output
 
 # -- the executed book ----------------------------------------------------------------------------------------------
 
-needs_build = pytest.mark.skipif(not EXECUTED.is_dir(), reason="book not built: run `make book` first")
+def needs_build(fn):
+    """A check of the executed book (marker ``book``: `make test-book` runs it after `make book`)."""
+    skip = pytest.mark.skipif(not EXECUTED.is_dir(), reason="book not built: run `make book` first")
+    return pytest.mark.book(skip(fn))
 
 
 def executed(page: str) -> dict:
