@@ -67,7 +67,9 @@ COMPAT := .venv-compat
 test-compat:
 	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
 	$(COMPAT)/bin/python -m pip install -q -r requirements-compat.txt
-	$(COMPAT)/bin/python -m pip install -q --force-reinstall --no-cache-dir "cfglab @ git+file://$(CURDIR)"
+	$(COMPAT)/bin/python -m pip install -q --upgrade pip
+	$(COMPAT)/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir "git+file://$(CURDIR)"
+	$(COMPAT)/bin/python -m pip check
 	$(COMPAT)/bin/python tools/compat.py
 
 test: lint test-unit test-notebooks test-student book test-book

@@ -10,6 +10,17 @@ if TYPE_CHECKING:
     from .explore import Explorer, Setting
 
 
+def widget_bundle(widget: Any) -> dict[str, Any]:
+    """The mime bundle that displays a widget: ipywidgets 8's ``_repr_mimebundle_``, or, for ipywidgets 7 (which
+    Colab shipped for years and which displays through ``_ipython_display_``), the same widget-view entry built
+    from the model id, so that one display object can carry the live view next to a static one."""
+    if hasattr(widget, "_repr_mimebundle_"):
+        return dict(widget._repr_mimebundle_())
+    return {"text/plain": repr(widget),
+            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                          "model_id": widget.model_id}}
+
+
 def build_ui(ex: Explorer) -> Any:
     """Build the UI of an explorer; it keeps its controls in ``ex.controls`` and redraws through :func:`redraw`."""
     try:

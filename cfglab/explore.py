@@ -234,7 +234,7 @@ class Explorer:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         data: dict[str, Any] = {"text/plain": repr(self)}
         with contextlib.suppress(ImportError):  # without ipywidgets: the static view alone
-            data.update(self.ui._repr_mimebundle_())
+            data.update(_live.widget_bundle(self.ui))
         return data | ({"text/html": self.static.html} if self.static is not None else {})
 
     def __repr__(self) -> str:

@@ -295,3 +295,22 @@ def test_frame_switcher_checks_its_grid():
         _views.frame_switcher([["a"]], [["c"]], ["g"], ["1"], label="w", start=(0, 3))
     with pytest.raises(TypeError, match="html_text"):
         _views.HTMLView(b"<p>")
+
+
+def test_a_widget_of_ipywidgets_7_is_displayed_through_its_model_id():
+    """ipywidgets 7 (Colab's for years) has no _repr_mimebundle_; the explorer still carries its live view."""
+    from cfglab._live import widget_bundle
+
+    class Widget7:  # what an ipywidgets 7 widget offers: a model id, display through _ipython_display_
+        model_id = "abc123"
+
+        def __repr__(self):
+            return "VBox(...)"
+
+    bundle = widget_bundle(Widget7())
+    assert bundle["application/vnd.jupyter.widget-view+json"] == {"version_major": 2, "version_minor": 0,
+                                                                   "model_id": "abc123"}
+    import ipywidgets
+
+    w = ipywidgets.Button()
+    assert widget_bundle(w)["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
