@@ -4,7 +4,7 @@ answer to a stub is tested once, in tests/test_student.py.)"""
 import pytest
 import torch
 
-from cfglab.exercises import check_ddim_step, check_eps_loss, check_x0_from_score
+from cfglab.exercises import check_ddim_step, check_ddpm_sample, check_eps_loss, check_x0_from_score
 
 # -- x0_from_score ---------------------------------------------------------------------------------------------
 
@@ -135,3 +135,115 @@ def test_ddim_step_matches_cfglab_on_a_real_path():
     want = cl.ddim(lambda xx, tt: e, x, path, 1, pred="eps", t_max=t, t_min=s, spacing="uniform", denoise=False)
     got = ddim_step(x, e, ct.alpha.item(), ct.sigma.item(), cs.alpha.item(), cs.sigma.item())
     assert torch.allclose(got, want, atol=1e-12)
+
+
+# -- ddpm_sample: judged by the law of its samples ----------------------------------------------------------------
+
+
+def ddpm_sample(eps_fn, x, path, ts, generator):
+    for t, s in zip(ts[:-1], ts[1:]):
+        ct, cs = path(t), path(s)
+        x0_hat = (x - ct.sigma * eps_fn(x, t)) / ct.alpha
+        a_ts = ct.alpha / cs.alpha
+        var_ts = ct.sigma**2 - a_ts**2 * cs.sigma**2
+        mean = a_ts * cs.sigma**2 / ct.sigma**2 * x + cs.alpha * var_ts / ct.sigma**2 * x0_hat
+        x = mean + cs.sigma * var_ts.sqrt() / ct.sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return x
+
+
+def _ddpm_variant(kind):
+    """The loop with one known slip."""
+    def run(eps_fn, x, path, ts, generator):
+        for t, s in zip(ts[:-1], ts[1:]):
+            ct, cs = path(t), path(s)
+            eps = eps_fn(x, t)
+            x0_hat = (x - ct.sigma * eps) / ct.alpha
+            a_ts = ct.alpha / cs.alpha
+            var_ts = ct.sigma**2 - a_ts**2 * cs.sigma**2
+            mean = a_ts * cs.sigma**2 / ct.sigma**2 * x + cs.alpha * var_ts / ct.sigma**2 * x0_hat
+            std = cs.sigma * var_ts.sqrt() / ct.sigma
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            if kind == "ddim":
+                x = cs.alpha * x0_hat + cs.sigma * eps
+            elif kind == "sigma_s":
+                x = mean + cs.sigma * z
+            elif kind == "variance":
+                x = mean + std**2 * z
+            elif kind == "mean":
+                x = cs.alpha * x0_hat + std * z
+            elif kind == "x0_at_s":
+                x0_s = (x - cs.sigma * eps) / cs.alpha
+                x = a_ts * cs.sigma**2 / ct.sigma**2 * x + cs.alpha * var_ts / ct.sigma**2 * x0_s + std * z
+            elif kind == "denoise":
+                x = mean + std * z
+        if kind == "denoise":  # a final jump to x0_hat at ts[-1], which the exercise does not ask for
+            c = path(ts[-1])
+            x = (x - c.sigma * eps_fn(x, ts[-1])) / c.alpha
+        return x
+    return run
+
+
+def _words(verdict):
+    return " ".join(verdict.message.split())
+
+
+def test_ddpm_sample_reference_passes_and_reports_the_discretisation_gap():
+    from cfglab.exercises import ch02
+
+    v = check_ddpm_sample(ch02.ddpm_sample_reference, quiet=True)
+    assert v and "exact p_t" in _words(v)
+    assert check_ddpm_sample(ddpm_sample, quiet=True)
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("ddim", "draws no fresh noise"),
+    ("sigma_s", "more fresh noise"),
+    ("variance", "less fresh noise"),
+    ("mean", "around the wrong point"),
+    ("x0_at_s", "around the wrong point"),
+    ("denoise", "without a final denoising step"),
+])
+def test_ddpm_sample_mistakes_are_diagnosed_from_the_samples(kind, words):
+    v = check_ddpm_sample(_ddpm_variant(kind), quiet=True)
+    assert not v and words in _words(v), _words(v)
+
+
+def test_ddpm_sample_no_step_and_errors_are_reported_in_words():
+    assert "returned x unchanged" in _words(check_ddpm_sample(lambda eps_fn, x, path, ts, generator: x, quiet=True))
+
+    def raises(eps_fn, x, path, ts, generator):
+        raise RuntimeError("boom")
+
+    assert "raised RuntimeError: boom" in _words(check_ddpm_sample(raises, quiet=True))
+
+
+def test_ddpm_sample_reference_is_the_package_sampler():
+    """cl.ddpm (DDIM with eta = 1) without the final denoising draws the same samples from the same noise."""
+    import cfglab as cl
+    from cfglab.exercises import ch02
+
+    path = cl.VP()
+    m = torch.tensor([0.5, -0.2], dtype=torch.float64)
+    eps_fn = ch02._gaussian_eps(m, 0.4, path)
+    x = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    want = cl.ddpm(eps_fn, x, path, 12, pred="eps", denoise=False, generator=torch.Generator().manual_seed(3))
+    got = ch02.ddpm_sample_reference(eps_fn, x, path, path.timesteps(12), torch.Generator().manual_seed(3))
+    assert torch.allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_ddpm_law_matches_a_large_sample():
+    """The closed-form law of ancestral sampling against 200 000 chains of the reference."""
+    import cfglab as cl
+    from cfglab.exercises import ch02
+
+    path = cl.VP()
+    m, s = torch.tensor([0.3, -0.6], dtype=torch.float64), 0.5
+    ts = path.timesteps(10)
+    mu, var, _ = ch02.ddpm_law(m, s, path, ts)
+    c0 = path(ts[0])
+    g = torch.Generator().manual_seed(1)
+    x = c0.alpha * m + (c0.alpha**2 * s**2 + c0.sigma**2).sqrt() * torch.randn(200_000, 2, generator=g,
+                                                                                  dtype=torch.float64)
+    out = ch02.ddpm_sample_reference(ch02._gaussian_eps(m, s, path), x, path, ts, g)
+    assert torch.allclose(out.mean(0), mu, atol=5 * (var / 200_000) ** 0.5)
+    assert abs(out.var(0).mean().item() / var - 1) < 5 * (1 / 200_000) ** 0.5

@@ -8,6 +8,7 @@ from cfglab import Linear
 from cfglab.exercises import (
     check_euler_sample,
     check_flow_matching_target,
+    check_heun_sample,
     check_interpolate,
     check_velocity_to_score,
 )
@@ -142,3 +143,85 @@ def test_gaussian_velocity_is_the_exact_flow_of_its_gaussian():
         tt = torch.full((50,), t, dtype=torch.float64)
         exact = path.convert(mix.score(x, tt, path), x, tt, "score", "velocity")
         assert torch.allclose(field(x, tt), exact, rtol=1e-10, atol=1e-10)
+
+
+# -- heun_sample: judged by how close its samples land to the exact flow ------------------------------------------
+
+
+def heun_sample(velocity_fn, x1, ts):
+    x = x1
+    for t, s in zip(ts[:-1], ts[1:]):
+        v1 = velocity_fn(x, t.expand(x.shape[0]))
+        v2 = velocity_fn(x + (s - t) * v1, s.expand(x.shape[0]))
+        x = x + (s - t) * (v1 + v2) / 2
+    return x
+
+
+def _heun_variant(kind):
+    def run(velocity_fn, x1, ts):
+        x = x1
+        for t, s in zip(ts[:-1], ts[1:]):
+            tt, ss = t.expand(x.shape[0]), s.expand(x.shape[0])
+            v1 = velocity_fn(x, tt)
+            if kind == "euler":
+                x = x + (s - t) * v1
+            elif kind == "sign":
+                x = x - (s - t) * (v1 + velocity_fn(x - (s - t) * v1, ss)) / 2
+            elif kind == "second at t":
+                x = x + (s - t) * (v1 + velocity_fn(x + (s - t) * v1, tt)) / 2
+            elif kind == "second at x":
+                x = x + (s - t) * (v1 + velocity_fn(x, ss)) / 2
+        return x
+    return run
+
+
+def _midpoint(velocity_fn, x1, ts):
+    """Another second-order method (explicit midpoint): a correct answer of a different kind."""
+    x = x1
+    for t, s in zip(ts[:-1], ts[1:]):
+        h, m = s - t, ((t + s) / 2).expand(x.shape[0])
+        x = x + h * velocity_fn(x + h / 2 * velocity_fn(x, t.expand(x.shape[0])), m)
+    return x
+
+
+def _in_sigma(velocity_fn, x1, ts):
+    from cfglab import ode
+
+    return ode(velocity_fn, x1, path, len(ts) - 1, pred="velocity", variable="sigma", spacing="uniform",
+               denoise=False)
+
+
+def _words(verdict):
+    return " ".join(verdict.message.split())
+
+
+def test_heun_reference_and_other_second_order_methods_pass():
+    from cfglab.exercises.ch03 import heun_sample_reference
+
+    for fn in (heun_sample_reference, heun_sample, _midpoint):
+        v = check_heun_sample(fn, quiet=True)
+        assert v and "second order" in _words(v), _words(v)
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (_heun_variant("euler"), "as far as Euler's method does"),
+    (_heun_variant("second at t"), "as far as Euler's method does"),
+    (_heun_variant("sign"), "Time decreases along ts"),
+    (_heun_variant("second at x"), "as far as Euler's method does"),
+    (_in_sigma, "Karras' scaled variables"),
+], ids=["euler", "second velocity at t", "wrong sign", "second velocity at x", "heun in sigma"])
+def test_heun_mistakes_are_diagnosed_from_the_samples(wrong, words):
+    v = check_heun_sample(wrong, quiet=True)
+    assert not v and words in _words(v), _words(v)
+
+
+def test_heun_reference_is_the_package_sampler():
+    from cfglab import make, ode
+    from cfglab.exercises.ch03 import heun_sample_reference
+
+    mix = make("mixture")
+    v = lambda x, t: path.convert(mix.score(x, t, path), x, t, "score", "velocity")  # noqa: E731
+    x1 = torch.randn(100, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    want = ode(v, x1, path, 7, pred="velocity", variable="t", spacing="uniform", denoise=False)
+    got = heun_sample_reference(v, x1, path.timesteps(7, spacing="uniform"))
+    assert torch.allclose(got, want, rtol=1e-10, atol=1e-10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dis
 import os
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -52,7 +53,10 @@ class Verdict:
         return self.reference
 
     def __repr__(self) -> str:
-        return ("PASSED: " if self.passed else "NOT YET: ") + self.message
+        # printed, the verdict is broken into lines that fit the page (110 characters); ``message`` stays one line
+        text = ("PASSED: " if self.passed else "NOT YET: ") + self.message
+        return "\n".join(textwrap.fill(part, width=110, break_long_words=False, break_on_hyphens=False)
+                         for part in text.split("\n"))
 
     __str__ = __repr__
 
