@@ -166,3 +166,15 @@ def test_guiders_classes_match_ours():
     z.set_state(step=1, num_inference_steps=10, timestep=torch.tensor(800))
     torch.testing.assert_close(z.forward(c, u).pred, G.cfg_zero_star(c, u, 4.0), rtol=1e-6, atol=1e-6)
     assert math.isfinite(float(out.sum()))
+
+
+def test_apg_norm_threshold_works_on_images():
+    """The norm threshold of APG is the Euclidean norm over all of an image's pixels (it used to call
+    Tensor.norm over three dimensions, which torch refuses)."""
+    g = torch.Generator().manual_seed(0)
+    c, u = torch.randn(3, 1, 8, 8, generator=g, dtype=torch.float64), torch.randn(3, 1, 8, 8, generator=g,
+                                                                                  dtype=torch.float64)
+    out, running = G.apg(c, u, 4.0, eta=1.0, norm_threshold=0.5)
+    d = c - u
+    scale = torch.clamp(0.5 / d.flatten(1).norm(dim=1), max=1.0)[:, None, None, None]
+    assert torch.allclose(out, c + 3.0 * d * scale) and torch.equal(running, d)

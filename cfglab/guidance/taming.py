@@ -86,7 +86,7 @@ def apg(cond: Tensor, uncond: Tensor, guidance_scale: float, eta: float = 1.0, n
         diff = diff + beta * running
     running = diff
     if r > 0:
-        diff = diff * torch.clamp(r / diff.norm(dim=dims, keepdim=True), max=1.0)
+        diff = diff * torch.clamp(r / torch.linalg.vector_norm(diff, dim=dims, keepdim=True), max=1.0)
     par, orth = parallel_orthogonal(diff, cond)
     return cond + (w - 1.0) * (orth + eta * par), running
 
