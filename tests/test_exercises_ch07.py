@@ -7,7 +7,13 @@ import pytest
 import torch
 
 import cfglab as cl
-from cfglab.exercises import ch07, check_guided_score_1d, check_sde_guided_variance, check_tilted_langevin_step
+from cfglab.exercises import (
+    ch07,
+    check_cfg_reverse_sde,
+    check_guided_score_1d,
+    check_sde_guided_variance,
+    check_tilted_langevin_step,
+)
 
 # -- guided_score_1d ------------------------------------------------------------------------------------------------
 
@@ -109,3 +115,86 @@ def test_tilted_step_reference_is_cfglab_langevin_on_the_cfg_score():
     z = torch.randn(50, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     got = ch07._tilted_langevin_step(x, mix.score(x, t, path, 1), mix.score(x, t, path), w, h, z)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+# -- cfg_reverse_sde (an experiment: the checker samples with the student's sampler) --------------------------------
+
+
+def sde_variant(*, drift=1.0, noise=1.0, at_end=False, paper=False, swapped=False, no_scale=False, dsigma=False):
+    """A hand-written guided reverse SDE on VE with one of the known slips (the defaults are the correct one)."""
+    def sampler(score_cond, score_uncond, w, sigmas, x, generator):
+        levels = sigmas.tolist()
+        for hi, lo in zip(levels, levels[1:]):
+            dv = hi - lo if dsigma else hi**2 - lo**2
+            s = lo if at_end else hi
+            sc, su = score_cond(x, s), score_uncond(x, s)
+            if paper:
+                guided = (1 + w) * sc - w * su
+            elif swapped:
+                guided = sc + w * (su - sc)
+            elif no_scale:
+                guided = sc
+            else:
+                guided = su + w * (sc - su)
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            x = x + drift * dv * guided + math.sqrt(noise * dv) * z
+        return x
+    return sampler
+
+
+def test_cfg_reverse_sde_reference_passes():
+    assert check_cfg_reverse_sde(ch07._cfg_reverse_sde)
+
+
+def test_cfg_reverse_sde_accepts_other_correct_solutions():
+    # the score at the end of each step is another first-order scheme; an in-place loop is fine too
+    assert check_cfg_reverse_sde(sde_variant(at_end=True))
+
+    def in_place(score_cond, score_uncond, w, sigmas, x, generator):
+        for i in range(len(sigmas) - 1):
+            dv = float(sigmas[i] ** 2 - sigmas[i + 1] ** 2)
+            s = sigmas[i]                                          # a 0-d tensor, not a float
+            x += dv * ((1 - w) * score_uncond(x, s) + w * score_cond(x, s))
+            x += math.sqrt(dv) * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        return x
+    assert check_cfg_reverse_sde(in_place)
+
+
+@pytest.mark.parametrize("kwargs, phrase", [
+    (dict(noise=2.0), "sqrt(2 dv) is Langevin"),
+    (dict(drift=0.5, noise=0.0), "probability-flow ODE"),
+    (dict(noise=0.0), "collapse onto 0"),
+    (dict(drift=0.5), "drift is halved"),
+    (dict(paper=True), "Ho & Salimans"),
+    (dict(swapped=True), "weights are swapped"),
+    (dict(no_scale=True), "scale is not used"),
+    (dict(dsigma=True), "decrease of sigma"),
+], ids=lambda v: v if isinstance(v, str) else ",".join(v))
+def test_cfg_reverse_sde_mistakes_are_diagnosed(kwargs, phrase):
+    verdict = check_cfg_reverse_sde(sde_variant(**kwargs))
+    assert not verdict and phrase in verdict.message, verdict.message
+
+
+def test_cfg_reverse_sde_reports_bad_outputs_in_words():
+    v = check_cfg_reverse_sde(lambda score_cond, score_uncond, w, sigmas, x, generator: x[:, 0])
+    assert not v and "tensor shaped like x" in v.message
+    v = check_cfg_reverse_sde(lambda score_cond, score_uncond, w, sigmas, x, generator: x / 0.0)
+    assert not v and "NaN or infinite" in v.message
+    v = check_cfg_reverse_sde(lambda score_cond, score_uncond, w, sigmas, x, generator: 1 / 0)
+    assert not v and "ZeroDivisionError" in v.message
+    v = check_cfg_reverse_sde(lambda score_cond, score_uncond, w, sigmas, x, generator: x + 5.0
+                              + sde_variant()(score_cond, score_uncond, w, sigmas, x, generator) - x)
+    assert not v and "not centred" in v.message
+
+
+def test_cfg_reverse_sde_judges_against_the_exact_discrete_law():
+    # the recursion the checker uses for the step-size allowance is the exact variance of the reference sampler:
+    # compare it with a large Monte-Carlo run, and with the continuous closed form as the grid is refined
+    sig = ch07.sde_grid()
+    g = torch.Generator().manual_seed(0)
+    x = sig[0] * torch.randn(100_000, 1, generator=g, dtype=torch.float64)
+    out = ch07._cfg_reverse_sde(ch07._example_score(1.0), ch07._example_score(2.0), 4.0, sig, x, g)
+    law = ch07._em_law(4.0, sig)
+    assert abs(out.var().item() - law) < 5 * law * math.sqrt(2 / 1e5)
+    fine = torch.exp(torch.linspace(math.log(80), math.log(0.002), 8001, dtype=torch.float64))
+    assert abs(ch07._em_law(4.0, fine) / ch07._sde_guided_variance(4.0) - 1) < 2e-3

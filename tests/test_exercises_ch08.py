@@ -1,10 +1,20 @@
 """Chapter 8 checkers: the reference passes, every listed mistake gets its own diagnosis. (Every checker's answer to
 a stub is tested once, in tests/test_student.py.)"""
 
+import functools
+
 import pytest
 import torch
 
-from cfglab.exercises import check_compose, check_negative_cfg, check_perp_component, check_perp_neg
+import cfglab as cl
+from cfglab.exercises import (
+    ch08,
+    check_compose,
+    check_negative_cfg,
+    check_negative_scale_for,
+    check_perp_component,
+    check_perp_neg,
+)
 
 # -- (a) negative prompt ----------------------------------------------------------------------------------------------
 
@@ -22,6 +32,82 @@ def test_negative_cfg_reference_passes():
 def test_negative_cfg_mistakes(wrong, phrase):
     v = check_negative_cfg(wrong)
     assert not v and phrase in v.message
+
+
+# -- (a') the scale that removes an attribute to a target (an experiment) -----------------------------------------
+
+def negative_scale_for(toy, path, pos, neg, target, x1, rule="negative", tol=0.002):
+    """Written here from the exercise text: bisection on the scale, sampling with the exact concept scores."""
+    m = toy.concepts
+
+    def unwanted(w):
+        def field(x, t):
+            c, n = m.score(x, t, path, pos), m.score(x, t, path, neg)
+            if rule == "paper":
+                return (1 + w) * c - w * n
+            if rule == "not":
+                return c - w * (n - m.score(x, t, path))
+            if rule == "plain":
+                return m.score(x, t, path) + w * (c - m.score(x, t, path))
+            return n + w * (c - n)
+        with torch.no_grad():
+            x = cl.ode(field, x1, path, steps=30)
+        return toy.probability(x, neg).mean().item()
+
+    lo, hi = (0.0 if rule in ("paper", "not") else 1.0), 8.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        u = unwanted(mid)
+        if abs(u - target) < tol or hi - lo < 1e-4:
+            return mid
+        lo, hi = (mid, hi) if u > target else (lo, mid)
+    return mid
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the experiment checker samples a few dozen ODEs: on a shared machine one thread is much faster
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@functools.cache
+def reference_scale():
+    toy, path = cl.data.make_attributes("ring"), cl.Linear()
+    x1 = path.prior(ch08.SCALE_SAMPLES, 2, generator=torch.Generator().manual_seed(20260808), dtype=torch.float64)
+    return ch08._negative_scale_for(toy, path, toy.concept("circle"), toy.concept("red"), 0.1, x1)
+
+
+def test_negative_scale_for_reference_and_an_independent_solution_pass():
+    assert check_negative_scale_for(ch08._negative_scale_for)
+    assert check_negative_scale_for(negative_scale_for)
+
+
+def test_negative_scale_for_reference_reaches_the_target_on_fresh_noise():
+    # the scale found on the checker's 500 points removes red to the target on an independent draw too
+    toy, path = cl.data.make_attributes("ring"), cl.Linear()
+    x1 = path.prior(2000, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    u = ch08._unwanted(toy, path, toy.concept("circle"), toy.concept("red"), reference_scale(), x1)
+    assert abs(u - 0.1) < 5 * 0.3 / 2000**0.5
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda toy, path, pos, neg, target, x1: reference_scale() - 1.0, "one less than the scale"),
+    (functools.partial(negative_scale_for, rule="paper"), "one less than the scale"),
+    (functools.partial(negative_scale_for, rule="not"), "composable NOT"),
+    (lambda toy, path, pos, neg, target, x1: 1.5, "too small"),
+    (lambda toy, path, pos, neg, target, x1: 6.0, "too large"),
+    (lambda toy, path, pos, neg, target, x1: 0.5, "Below scale 1"),
+    (lambda toy, path, pos, neg, target, x1: "2", "as a float"),
+    (lambda toy, path, pos, neg, target, x1: [2.0], "as a float"),
+    (lambda toy, path, pos, neg, target, x1: float("nan"), "finite scale"),
+    (lambda toy, path, pos, neg, target, x1: 1 / 0, "ZeroDivisionError"),
+])
+def test_negative_scale_for_mistakes_are_diagnosed(wrong, phrase):
+    v = check_negative_scale_for(wrong)
+    assert not v and phrase in v.message, v.message
 
 
 # -- (b) compose ------------------------------------------------------------------------------------------------------

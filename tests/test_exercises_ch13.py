@@ -5,7 +5,7 @@ cfglab.explore."""
 import pytest
 import torch
 
-from cfglab.exercises import check_interval_cfg, check_negative_rescale
+from cfglab.exercises import check_find_interval, check_interval_cfg, check_negative_rescale
 
 # -- (a) the guidance interval -------------------------------------------------------------------------------------
 
@@ -113,3 +113,54 @@ def test_negative_rescale_reduces_to_cfg_and_keeps_the_size():
 def test_negative_rescale_mistakes(wrong, phrase):
     v = check_negative_rescale(wrong)
     assert not v and phrase in v.message, v.message
+
+
+# -- (c) find_interval: an experiment with the explorer's rule ----------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the experiment checker samples a handful of explorer frames: one thread is faster on a shared machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def grid_search(ex, w, min_adherence, min_diversity):
+    """Written here from the exercise text: the widest-diversity interval on a coarse grid that meets both."""
+    from cfglab.explore import Setting
+    from cfglab.metrics import adherence, diversity
+    best = None
+    for lo in (0.5, 0.6, 0.7):
+        x = ex.sample(Setting(scale=w, interval=(lo, 1.0), exact=True))
+        a, d = adherence(x, ex.y, ex.mixture), diversity(x)
+        if a >= min_adherence and d >= min_diversity and (best is None or d > best[0]):
+            best = (d, (lo, 1.0))
+    return best[1]
+
+
+def test_find_interval_reference_and_another_solution_pass():
+    from cfglab.exercises import ch13
+    assert check_find_interval(ch13._find_interval)
+    assert check_find_interval(grid_search)
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    ((0.2, 0.8), "diversity is below"),
+    ((0.0, 1.0), "diversity is below"),
+    ((0.85, 1.0), "adherence is below"),
+    ((0.0, 0.4), "mirrored interval"),
+    ((0.8, 0.2), "not an interval"),
+    ((0.5, 1.5), "not an interval"),
+    ([0.6], "pair of numbers"),
+    (None, "pair of numbers"),
+    (("0.6", "1"), "pair of numbers"),
+])
+def test_find_interval_mistakes_are_diagnosed(answer, phrase):
+    v = check_find_interval(lambda ex, w, min_adherence, min_diversity: answer)
+    assert not v and phrase in v.message, v.message
+
+
+def test_find_interval_reports_an_error_in_words():
+    v = check_find_interval(lambda ex, w, min_adherence, min_diversity: ex.sample(None))
+    assert not v and "raised TypeError" in v.message

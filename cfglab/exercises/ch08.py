@@ -1,18 +1,24 @@
-"""Checks for chapter 8, negative prompts and composition: the negative-prompt rule, composable diffusion's
-weighted sum, the per-sample perpendicular component and the Perp-Neg combination. Every reference comes from
-:mod:`cfglab.guidance`; the known mistakes are the ones that appear in real code (the null kept where the negative
-belongs, the paper's off-by-one scale, a projection over the whole batch)."""
+"""Checks for chapter 8, negative prompts and composition: the negative-prompt rule, an experiment (the scale at
+which a negative prompt removes an attribute to a target fraction, judged with the toy's exact posterior),
+composable diffusion's weighted sum, the per-sample perpendicular component and the Perp-Neg combination. Every
+reference comes from :mod:`cfglab.guidance`; the known mistakes are the ones that appear in real code (the null kept
+where the negative belongs, the paper's off-by-one scale, a projection over the whole batch)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any
+from numbers import Real
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
+from ..data import AttributeToy, make_attributes
 from ..guidance import cfg, compose, parallel_orthogonal, perp_neg
-from ._core import Verdict, check_function
+from ..paths import Linear, Path
+from ..samplers import ode
+from ._core import Verdict, _describe, _not_written, _raised_by_a_raise_statement, check_function
 
 
 def _preds(g: torch.Generator, k: int, shape: tuple[int, ...] | None = None) -> list[Tensor]:
@@ -58,6 +64,105 @@ def check_negative_cfg(student: Callable[..., Any]) -> Verdict:
          lambda cond, uncond, neg, w: compose(uncond, [cond, neg], [w, -w])),
     ]
     return check_function("negative_cfg", student, _ref_negative, _negative_inputs, mistakes=mistakes)
+
+
+# -- (a') the scale at which a negative prompt removes an attribute to a target fraction ------------------------------
+
+SCALE_SAMPLES, SCALE_STEPS, SCALE_TOL = 300, 30, 0.01
+SCALE_TASK = ("circle", "red", 0.1)   # positive, negative, target mean p(negative | x)
+
+
+def _negative_samples(toy: AttributeToy, path: Path, pos: int, neg: int, w: float, x1: Tensor,
+                      rule: str = "negative") -> Tensor:
+    """Samples of the probability-flow ODE (``SCALE_STEPS`` Heun steps from x1) with the exact concept scores:
+    the negative prompt ``n + w (c - n)``, or composable NOT ``u + (c - u) - w (n - u)`` (``rule="not"``)."""
+    m = toy.concepts
+
+    def field(x: Tensor, t: Tensor) -> Tensor:
+        c, n = m.score(x, t, path, pos), m.score(x, t, path, neg)
+        return cfg(c, n, w) if rule == "negative" else compose(m.score(x, t, path), [c, n], [1.0, -w])
+
+    with torch.no_grad():
+        return cast(Tensor, ode(field, x1, path, steps=SCALE_STEPS))
+
+
+def _unwanted(toy: AttributeToy, path: Path, pos: int, neg: int, w: float, x1: Tensor, rule: str = "negative"
+              ) -> float:
+    return float(toy.probability(_negative_samples(toy, path, pos, neg, w, x1, rule), neg).mean())
+
+
+def _negative_scale_for(toy: AttributeToy, path: Path, pos: int, neg: int, target: float, x1: Tensor) -> float:
+    """Reference: bisection on [1, 8] for the negative-prompt scale w at which the mean exact p(neg | x) of the
+    samples equals ``target`` (it falls as w grows from 1, where it is the share of neg among pos)."""
+    lo, hi = 1.0, 8.0
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        u = _unwanted(toy, path, pos, neg, mid, x1)
+        if abs(u - target) < 0.002 or hi - lo < 1e-3:
+            return mid
+        lo, hi = (mid, hi) if u > target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def check_negative_scale_for(student: Callable[..., Any]) -> Verdict:
+    """``negative_scale_for(toy, path, pos, neg, target, x1)``: the scale w >= 1 at which "pos" with the negative
+    prompt "neg" (exact scores, ``cl.ode`` with 30 steps from x1) leaves a mean exact ``p(neg | x)`` of ``target``.
+    The checker calls it on the ring toy ("circle", negative "red", target 0.1, its own 300 starting points),
+    samples at the returned scale the same way and accepts the scale if the unwanted fraction is within 0.01 of the
+    target; known mistakes (the negative weight w - 1 instead of the scale, composable NOT's weight) are
+    recognised from the fraction they leave."""
+    name = "negative_scale_for"
+
+    def verdict(passed: bool, message: str) -> Verdict:
+        v = Verdict(passed, message, name=name, student=student, reference=_negative_scale_for)
+        print(v)
+        return v
+
+    if not callable(student):
+        return verdict(False, f"{name}: expected a function, got {_describe(student)}.")
+    toy, path = make_attributes("ring"), Linear()
+    pos, neg, target = toy.concept(SCALE_TASK[0]), toy.concept(SCALE_TASK[1]), SCALE_TASK[2]
+    x1 = path.prior(SCALE_SAMPLES, 2, generator=torch.Generator().manual_seed(20260808), dtype=torch.float64)
+    try:
+        got = student(toy=toy, path=path, pos=pos, neg=neg, target=target, x1=x1.clone())
+    except NotImplementedError as err:
+        if _raised_by_a_raise_statement(err):
+            return verdict(False, _not_written(name, err))
+        return verdict(False, f"{name} raised NotImplementedError: {err}.")
+    except Exception as err:  # report, never re-raise
+        return verdict(False, f"{name} raised {type(err).__name__}: {err} (called with the ring toy, "
+                              f"pos={pos}, neg={neg}, target={target}, x1 of shape {tuple(x1.shape)}).")
+    is_number = isinstance(got, Real) or (isinstance(got, Tensor) and got.numel() == 1)
+    if not is_number or isinstance(got, bool):
+        return verdict(False, f"{name} should return the scale w as a float, got {_describe(got)}.")
+    w = float(got)
+    if not math.isfinite(w):
+        return verdict(False, f"{name} returned {w}; return a finite scale w >= 1.")
+    not_message = (f"{name}: {w:.3f} is the weight at which composable NOT, c - w (n - u), reaches the target. "
+                   "The negative prompt replaces the unconditional prediction: n + w (c - n).")
+    if w < 1:
+        if w >= 0 and abs(_unwanted(toy, path, pos, neg, w, x1, rule="not") - target) <= SCALE_TOL:
+            return verdict(False, not_message)
+        return verdict(False, f"{name} returned w = {w:.3g} < 1. Below scale 1 a negative prompt attracts: the "
+                              "unwanted fraction is larger than without it. Search w >= 1.")
+    u = _unwanted(toy, path, pos, neg, w, x1)
+    if abs(u - target) <= SCALE_TOL:
+        x = _negative_samples(toy, path, pos, neg, w, x1)
+        near = float(toy.near(x, toy.mask([pos], [neg])).double().mean())
+        return verdict(True, f"{name}: at w = {w:.3f}, mean p(red | x) {u:.3f} (target {target:g}); "
+                             f"{near:.0%} near a wanted object.")
+    if abs(_unwanted(toy, path, pos, neg, w + 1, x1) - target) <= SCALE_TOL:
+        return verdict(False, f"{name}: your value is one less than the scale: at w = {w:.3f} the unwanted "
+                              f"fraction is {u:.3f}, and it reaches the target at w + 1. Did you return the "
+                              "negative weight w - 1, or use Ho & Salimans' (1 + w) c - w n? The course's rule is "
+                              "n + w (c - n).")
+    if abs(_unwanted(toy, path, pos, neg, w, x1, rule="not") - target) <= SCALE_TOL:
+        return verdict(False, not_message)
+    side = ("too small: the unwanted fraction falls as w grows, so search larger scales" if u > target else
+            "too large: the unwanted fraction falls as w grows, so the scale you want is smaller")
+    return verdict(False, f"{name}: at w = {w:.3f} the negative prompt leaves a mean p(red | x) of {u:.3f}, not "
+                          f"{target:g} +/- {SCALE_TOL:g}; your scale is {side}. Sample with cl.ode (30 steps) "
+                          "from the given x1 and measure with toy.probability.")
 
 
 # -- (b) composable diffusion -----------------------------------------------------------------------------------------

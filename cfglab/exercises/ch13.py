@@ -1,18 +1,25 @@
 """Checks for chapter 13, guidance you can see: two of the explorer's dials written by hand, the guidance interval
-(Kynkäänniemi et al. 2024) and a negative prompt with a weight followed by the CFG rescale (Lin et al. 2024). The
-reference answers are :func:`cfglab.explore.guidance_rule`, the rule the explorer itself samples with."""
+(Kynkäänniemi et al. 2024) and a negative prompt with a weight followed by the CFG rescale (Lin et al. 2024), whose
+reference answers are :func:`cfglab.explore.guidance_rule`, the rule the explorer itself samples with; and an
+experiment: an interval, found with the explorer, that reaches an adherence while keeping the class's diversity,
+judged by sampling with the exact scores and measuring with the exact classifier."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Real
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..explore import Setting, guidance_rule
+from ..data import make
+from ..explore import Explorer, Setting, guidance_rule
 from ..guidance import cfg, rescale
-from ._core import Verdict, check_function
+from ..metrics import adherence, diversity
+from ..models import MLP
+from ..paths import Linear
+from ._core import Verdict, _describe, _not_written, _raised_by_a_raise_statement, check_function
 
 # -- (a) the guidance interval ------------------------------------------------------------------------------------
 
@@ -136,3 +143,95 @@ def check_negative_rescale(student: Callable[..., Any]) -> Verdict:
                                                         phi)),
     ]
     return check_function("negative_rescale", student, _ref_negative, _negative_inputs, mistakes=mistakes)
+
+
+# -- (c) an experiment: the interval that keeps the diversity and reaches the adherence -------------------------------
+
+FIND_TASK = (4.0, 0.95, 0.9)  # scale w, adherence to reach, share of the unguided (w = 1) diversity to keep
+
+
+def _task_explorer(seed: int = 7) -> Explorer:
+    """The checker's explorer: the overlap toy, class "right", 1000 samples. With ``exact=True`` settings the
+    network is not used, so an untrained one will do."""
+    mix = make("overlap")
+    model = MLP(2, mix.num_classes, path=Linear(), pred="velocity", seed=0)
+    return Explorer(model, mix, 1, seed=seed)
+
+
+def _interval_metrics(ex: Explorer, w: float, lo: float, hi: float, exact: bool = True) -> tuple[float, float]:
+    x = ex.sample(Setting(scale=w, interval=(lo, hi), exact=exact))
+    return adherence(x, ex.y, ex.mixture), diversity(x)
+
+
+def _find_interval(ex: Explorer, w: float, min_adherence: float, min_diversity: float) -> tuple[float, float]:
+    """Reference: for hi = 1, 0.9, 0.8, lower lo in steps of 0.05 from just below hi until the adherence is
+    reached (guiding over more noise levels raises it and lowers the diversity); return the first interval that
+    meets both targets."""
+    for hi in (1.0, 0.9, 0.8):
+        lo = hi - 0.05
+        while lo >= -1e-9:
+            a, d = _interval_metrics(ex, w, max(lo, 0.0), hi)
+            if a >= min_adherence:
+                if d >= min_diversity:
+                    return (max(lo, 0.0), hi)
+                break
+            lo -= 0.05
+    raise ValueError("no interval found")
+
+
+def check_find_interval(student: Callable[..., Any]) -> Verdict:
+    """``find_interval(ex, w, min_adherence, min_diversity)`` returns ``(lo, hi)``: guided at scale w only for
+    lo <= t <= hi, with the exact scores (``Setting(scale=w, interval=(lo, hi), exact=True)``), the explorer's samples
+    must reach ``adherence >= min_adherence`` and keep ``diversity >= min_diversity``. The checker asks for w = 4,
+    adherence 0.95 and 90 % of the unguided diversity on an explorer of its own, samples the returned interval the
+    same way and measures both with the exact classifier and the mean pairwise distance."""
+    name = "find_interval"
+
+    def verdict(passed: bool, message: str) -> Verdict:
+        v = Verdict(passed, message, name=name, student=student, reference=_find_interval)
+        print(v)
+        return v
+
+    if not callable(student):
+        return verdict(False, f"{name}: expected a function, got {_describe(student)}.")
+    ex = _task_explorer()
+    w, min_adh, share = FIND_TASK
+    min_div = share * diversity(ex.sample(Setting(exact=True)))
+    try:
+        got = student(ex=ex, w=w, min_adherence=min_adh, min_diversity=min_div)
+    except NotImplementedError as err:
+        if _raised_by_a_raise_statement(err):
+            return verdict(False, _not_written(name, err))
+        return verdict(False, f"{name} raised NotImplementedError: {err}.")
+    except Exception as err:  # report, never re-raise
+        return verdict(False, f"{name} raised {type(err).__name__}: {err} (called with an Explorer, w={w:g}, "
+                              f"min_adherence={min_adh:g}, min_diversity={min_div:.3f}).")
+    if (not isinstance(got, (tuple, list)) or len(got) != 2
+            or not all(isinstance(v, Real) and not isinstance(v, bool) for v in got)):
+        return verdict(False, f"{name} should return the interval as a pair of numbers (lo, hi), got "
+                              f"{got!r:.60}.")
+    lo, hi = float(got[0]), float(got[1])
+    try:
+        a, d = _interval_metrics(ex, w, lo, hi)
+    except (TypeError, ValueError) as err:
+        return verdict(False, f"{name} returned ({lo:g}, {hi:g}), which is not an interval of times: {err}.")
+    shown = f"[{lo:.3g}, {hi:.3g}]: adherence {a:.3f}, diversity {d:.3f}"
+    if a >= min_adh and d >= min_div:
+        return verdict(True, f"{name}: {shown} (targets {min_adh:g} and {min_div:.3f}).")
+    if 0 <= 1 - hi <= 1 - lo <= 1:
+        a2, d2 = _interval_metrics(ex, w, 1 - hi, 1 - lo)
+        if a2 >= min_adh and d2 >= min_div:
+            return verdict(False, f"{name}: {shown}. The mirrored interval [1 - hi, 1 - lo] meets both targets: on "
+                                  "the linear path t = 1 is pure noise and t = 0 the data.")
+    a3, d3 = _interval_metrics(ex, w, lo, hi, exact=False)
+    if a3 >= min_adh and d3 >= min_div:
+        return verdict(False, f"{name}: {shown}, measured with the exact scores; your interval meets the targets "
+                              "with the network. Sample with Setting(..., exact=True).")
+    if a < min_adh and d >= min_div:
+        return verdict(False, f"{name}: {shown}: diversity kept, but the adherence is below {min_adh:g}. Guide "
+                              "over more of the noise levels.")
+    if a >= min_adh:
+        return verdict(False, f"{name}: {shown}: the adherence is reached, but the diversity is below "
+                              f"{min_div:.3f}. Guidance over this interval squeezes the class: try guiding over fewer "
+                              "noise levels, and ask at which end of the sampling the spread is decided.")
+    return verdict(False, f"{name}: {shown}: below both targets ({min_adh:g}, {min_div:.3f}).")
