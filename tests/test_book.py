@@ -357,7 +357,7 @@ def pages_containing(marker: str) -> list[str]:
 EXPLORER = 'class="cfglab-explorer"'     # the static view of cfglab.explore (cfglab/_views.py, frame_switcher)
 ANIMATION = '<div class="animation">'     # matplotlib's JS animation (cfglab.animate)
 WIDGET_VIEW = 'type="application/vnd.jupyter.widget-view+json"'
-PLAYGROUND = "chapters/13_explorer"
+PLAYGROUND = "chapters/20_explorer"
 
 
 @needs_build

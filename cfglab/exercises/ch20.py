@@ -1,4 +1,4 @@
-"""Checks for chapter 13, guidance you can see: two of the explorer's dials written by hand, the guidance interval
+"""Checks for chapter 20, guidance you can see: two of the explorer's dials written by hand, the guidance interval
 (Kynkäänniemi et al. 2024) and a negative prompt with a weight followed by the CFG rescale (Lin et al. 2024), whose
 reference answers are :func:`cfglab.explore.guidance_rule`, the rule the explorer itself samples with; and an
 experiment: an interval, found with the explorer, that reaches an adherence while keeping the class's diversity,

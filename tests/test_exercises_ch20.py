@@ -1,4 +1,4 @@
-"""Chapter 13 checkers: the reference passes, every listed mistake gets its own diagnosis. (Every checker's answer to
+"""Chapter 20 checkers: the reference passes, every listed mistake gets its own diagnosis. (Every checker's answer to
 a stub is tested once, in tests/test_student.py.) The references are written here from the formulas, independently of
 cfglab.explore."""
 
@@ -140,8 +140,8 @@ def grid_search(ex, w, min_adherence, min_diversity):
 
 
 def test_find_interval_reference_and_another_solution_pass():
-    from cfglab.exercises import ch13
-    assert check_find_interval(ch13._find_interval)
+    from cfglab.exercises import ch20
+    assert check_find_interval(ch20._find_interval)
     assert check_find_interval(grid_search)
 
 
