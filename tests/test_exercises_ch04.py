@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import cfglab as cl
-from cfglab.exercises import ch04, check_ambiguous_fraction, check_drop_labels
+from cfglab.exercises import ch04, check_ambiguous_fraction, check_drop_labels, check_dropout_loss
 
 # -- drop_labels ------------------------------------------------------------------------------------------------
 
@@ -86,3 +86,61 @@ def test_checks_print_their_verdict_unless_quiet(capsys):
     check_drop_labels(lambda y, p_uncond, null_label, u: y, quiet=True)
     check_ambiguous_fraction(ch04._ambiguous_fraction, quiet=True)
     assert capsys.readouterr().out == ""
+
+
+# -- dropout_loss (an experiment: the checker trains with the student's loss) ----------------------------------
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny network: threads only add overhead
+    yield
+    torch.set_num_threads(before)
+
+
+def test_dropout_loss_reference_and_equivalent_forms_pass(one_thread):
+    assert check_dropout_loss(ch04._dropout_loss, quiet=True)
+
+    def via_library(model, x0, y, t, eps, u, p_uncond):  # cl.drop_labels' rule with the uniforms given
+        labels = torch.where(u < p_uncond, torch.full_like(y, model.null_label), y)
+        return cl.denoising_loss(model, x0, labels, t=t, eps=eps)
+
+    assert check_dropout_loss(via_library, quiet=True)
+
+
+@pytest.mark.parametrize("explanation, wrong", ch04._LOSS_MISTAKES, ids=range(len(ch04._LOSS_MISTAKES)))
+def test_dropout_loss_mistakes_are_named(one_thread, explanation, wrong):
+    verdict = check_dropout_loss(wrong, quiet=True)
+    assert not verdict and explanation in verdict.message
+
+
+def test_dropout_loss_outcome_catches_a_mistake_it_has_no_name_for(one_thread):
+    def last_class_as_null(model, x0, y, t, eps, u, p_uncond):  # dropped labels become the last real class
+        labels = torch.where(u < p_uncond, torch.full_like(y, model.null_label - 1), y)
+        xt = model.path.noise(x0, t, eps)
+        return ((model(xt, t, labels) - model.path.target(model.pred, x0, eps, t)) ** 2).mean()
+
+    verdict = check_dropout_loss(last_class_as_null, quiet=True)
+    assert not verdict and "too far from the exact velocity" in verdict.message and "null label" in verdict.message
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda model, x0, y, t, eps, u, p_uncond: ch04._dropout_loss(model, x0, y, t, eps, u, p_uncond).item(),
+     "which autograd cannot differentiate"),
+    (lambda model, x0, y, t, eps, u, p_uncond: (model(model.path.noise(x0, t, eps), t, y) - eps) ** 2,
+     "scalar tensor"),
+])
+def test_dropout_loss_shape_and_graph_problems_are_named(one_thread, wrong, phrase):
+    verdict = check_dropout_loss(wrong, quiet=True)
+    assert not verdict and phrase in verdict.message
+
+
+def test_dropout_loss_in_place_label_change_is_named(one_thread):
+    def in_place(model, x0, y, t, eps, u, p_uncond):
+        y[u < p_uncond] = model.null_label
+        xt = model.path.noise(x0, t, eps)
+        return ((model(xt, t, y) - model.path.target(model.pred, x0, eps, t)) ** 2).mean()
+
+    verdict = check_dropout_loss(in_place, quiet=True)
+    assert not verdict and "in place" in verdict.message

@@ -4,7 +4,13 @@ a stub is tested once, in tests/test_student.py.)"""
 import pytest
 import torch
 
-from cfglab.exercises import check_batched_cfg, check_cfg_combine, check_cfg_combine_paper, check_guided_denoiser
+from cfglab.exercises import (
+    check_batched_cfg,
+    check_cfg_combine,
+    check_cfg_combine_paper,
+    check_cfg_euler,
+    check_guided_denoiser,
+)
 
 # -- (a) conventions ------------------------------------------------------------------------------------------------
 
@@ -134,3 +140,69 @@ def test_guided_denoiser_reference_passes():
 def test_guided_denoiser_mistakes(wrong, phrase):
     v = check_guided_denoiser(wrong)
     assert not v and phrase in v.message, v.message
+
+
+# -- (d) the CFG sampling loop (an experiment judged with the exact velocities) -----------------------------------
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def euler_variant(*, swap=False, label=None, scale=None, sign=1.0, two_calls=False, heun=False):
+    def fn(model_fn, x, y, null_label, w, ts):
+        n, lab0 = x.shape[0], null_label if label is None else label
+        labels = torch.cat([torch.full((n,), y), torch.full((n,), lab0)])
+
+        def velocity(z, t):
+            if two_calls:
+                tt = torch.full((n,), float(t), dtype=z.dtype)
+                cond, uncond = model_fn(z, tt, labels[:n]), model_fn(z, tt, labels[n:])
+            else:
+                cond, uncond = model_fn(torch.cat([z, z]), torch.full((2 * n,), float(t), dtype=z.dtype),
+                                        labels).chunk(2)
+            if swap:
+                cond, uncond = uncond, cond
+            return uncond + (w if scale is None else scale) * (cond - uncond)
+
+        for k in range(len(ts) - 1):
+            h = ts[k + 1] - ts[k]
+            d = velocity(x, ts[k])
+            x = x + sign * h * (0.5 * (d + velocity(x + h * d, ts[k + 1])) if heun else d)
+        return x
+    return fn
+
+
+def test_cfg_euler_reference_and_another_correct_loop_pass(one_thread):
+    from cfglab.exercises import ch06
+    assert check_cfg_euler(ch06._cfg_euler, quiet=True)
+    assert check_cfg_euler(euler_variant(), quiet=True)
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (euler_variant(two_calls=True), "one call on the doubled batch"),
+    (euler_variant(heun=True), "one guided velocity per step"),
+    (euler_variant(label=0), "null label 2 for the other"),
+    (euler_variant(swap=True), "swapped"),
+    (euler_variant(sign=-1.0), "steps run the wrong way"),
+    (euler_variant(scale=1.0), "is the scale applied?"),
+    (lambda model_fn, x, y, null_label, w, ts: x[:, 0], "should return the samples"),
+])
+def test_cfg_euler_mistakes_are_named(one_thread, wrong, phrase):
+    v = check_cfg_euler(wrong, quiet=True)
+    assert not v and phrase in v.message, v.message
+
+
+def test_exact_velocity_is_the_mixture_velocity_per_label():
+    from cfglab.exercises.ch06 import ExactVelocity
+    model = ExactVelocity()
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = torch.full((5,), 0.4, dtype=torch.float64)
+    for label, y in ((0, 0), (1, 1), (2, None)):
+        want = model.path.convert(model.mix.score(x, t, model.path, y), x, t, "score", "velocity")
+        assert torch.allclose(model(x, t, torch.full((5,), label)), want)
+    with pytest.raises(ValueError, match="knows the classes"):
+        model(x, t, torch.full((5,), 3))

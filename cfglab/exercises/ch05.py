@@ -1,16 +1,22 @@
-"""Checks for chapter 5, classifier guidance: the guided score, its eps form, and the log-probability of the
-requested class (the row-indexing bug of a popular snippet)."""
+"""Checks for chapter 5, classifier guidance: the guided score, its eps form, the log-probability of the
+requested class (the row-indexing bug of a popular snippet), and an experiment: the guidance scale that reaches a
+target adherence, judged by sampling with the exact scores of the overlap toy."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
+from ..data import make
+from ..guidance import classifier_guided
+from ..metrics import adherence
 from ..paths import Linear
-from ._core import Verdict, check_function
+from ..samplers import ode
+from ._core import Verdict, _not_written, _raised_by_a_raise_statement, check_function
 
 _F64 = torch.float64
 
@@ -143,3 +149,123 @@ def check_log_prob_of_class(fn: Callable[..., Tensor]) -> Verdict:
                 print(verdict)
                 return verdict
     return check_function("log_prob_of_class", fn, _logit_reference, _logit_inputs, mistakes=_LOGIT_MISTAKES)
+
+
+# -- (d) the scale that reaches a target adherence (an experiment) ------------------------------------------------
+ADHERENCE_TOL = 0.01   # how close adherence_at(w) must come to the target
+ADHERENCE_CALLS = 20   # the most calls of adherence_at the exercise allows
+_W_MAX = 8.0
+
+
+class AdherenceCurve:
+    """``adherence_at(w)``: ideal classifier guidance (the exact score of the overlap toy plus ``w`` times the
+    exact noisy classifier's gradient) for class 1, "right", sampled with :func:`cfglab.ode` from ``n`` fixed
+    prior points, and scored with :func:`cfglab.adherence`. It grows with ``w`` (from about 0.84 at w = 1 to 1).
+    Counts its calls (``calls``); :meth:`measure` gives the same value without counting."""
+
+    def __init__(self, n: int = 1000, seed: int = 0, steps: int = 16):
+        self.mix, self.path, self.y, self.steps = make("overlap"), Linear(), 1, steps
+        self.x1 = self.path.prior(n, 2, generator=torch.Generator().manual_seed(seed), dtype=_F64)
+        self.calls = 0
+
+    def measure(self, w: float) -> float:
+        def exact(x: Tensor, t: Tensor) -> Tensor:
+            return self.mix.log_posterior(x, t, self.path)
+        field = classifier_guided(self.mix.score_fn(self.path), exact, self.y, float(w))
+        x = cast(Tensor, ode(field, self.x1, self.path, steps=self.steps))   # no trajectory asked for
+        return adherence(x, self.y, self.mix)
+
+    def __call__(self, w: Any) -> float:
+        self.calls += 1
+        return self.measure(float(w))
+
+
+def _scale_for_adherence(adherence_at: Callable[[float], float], target: float, w_max: float = _W_MAX) -> float:
+    """Reference: bisection on [1, w_max], stopping once the measured adherence is within half the tolerance."""
+    lo, hi = 1.0, float(w_max)
+    mid = 0.5 * (lo + hi)
+    for _ in range(ADHERENCE_CALLS):
+        mid = 0.5 * (lo + hi)
+        a = adherence_at(mid)
+        if abs(a - target) <= 0.5 * ADHERENCE_TOL:
+            break
+        lo, hi = (mid, hi) if a < target else (lo, mid)
+    return mid
+
+
+def _as_scale(w: Any) -> float | None:
+    if isinstance(w, bool):
+        return None
+    if isinstance(w, Tensor):
+        return float(w) if w.numel() == 1 else None
+    try:
+        return float(w)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_scale_for_adherence(student: Callable[..., Any], *, quiet: bool = False) -> Verdict:
+    """``scale_for_adherence(adherence_at, target, w_max=8.0)``: a scale w in [1, w_max] whose adherence is within
+    0.01 of ``target``, found with at most 20 calls of ``adherence_at``. Judged on two hidden targets: the
+    student's own measurement at w, then the adherence of fresh exact-score samples at w (a new noise draw,
+    within the combined sampling error of the two sets)."""
+    name = "scale_for_adherence"
+
+    def verdict(passed: bool, message: str, *, prefix: bool = True) -> Verdict:
+        v = Verdict(passed, f"{name}: {message}" if prefix and not passed else message, name, student,
+                    _scale_for_adherence)
+        if not quiet:
+            print(v)
+        return v
+
+    if not callable(student):
+        return verdict(False, f"expected a function, got {type(student).__name__}.")
+    g = torch.Generator().manual_seed(20261105)
+    targets = (0.89 + 0.04 * float(torch.rand((), generator=g)), 0.94 + 0.03 * float(torch.rand((), generator=g)))
+    reached = []
+    for k, target in enumerate(targets):
+        curve = AdherenceCurve(n=1000, seed=k)
+        try:
+            out = student(curve, target, w_max=_W_MAX)
+        except NotImplementedError as err:
+            if _raised_by_a_raise_statement(err):
+                return verdict(False, _not_written(name, err), prefix=False)
+            return verdict(False, f"raised NotImplementedError: {err}.")
+        except Exception as err:  # report, never re-raise
+            return verdict(False, f"raised {type(err).__name__}: {err} (target {target:.3f}).")
+        w = _as_scale(out)
+        if w is None:
+            return verdict(False, f"should return the scale as a float, got {type(out).__name__}.")
+        if not math.isfinite(w):
+            return verdict(False, f"returned {w}; the scale must be a finite number.")
+        if math.isclose(w, target, rel_tol=1e-9):
+            return verdict(False, f"returned {w:.3f}, the target adherence itself. Return the *scale* w at which "
+                                  "adherence_at(w) reaches the target.")
+        if not 1.0 <= w <= _W_MAX:
+            return verdict(False, f"returned w = {w:.3f}, outside [1, w_max] = [1, {_W_MAX:g}]. Adherence is "
+                                  "already about 0.84 at w = 1 and grows with w: search between the two ends.")
+        if curve.calls > ADHERENCE_CALLS:
+            return verdict(False, f"called adherence_at {curve.calls} times (each call runs a sampler); at most "
+                                  f"{ADHERENCE_CALLS} are allowed. Halving a bracket [1, w_max] gains a factor 2 "
+                                  "per call: a dozen calls pin w down far better than needed.")
+        a = curve.measure(w)
+        if abs(a - target) > ADHERENCE_TOL:
+            end = " (an end of the bracket)" if w in (1.0, _W_MAX) else ""
+            more = ("too little guidance, the scale must grow" if a < target else
+                    "too much guidance, the scale must shrink")
+            more += (". Adherence grows with w: a measurement below the target means the answer lies above w (move "
+                     "the lower end of the bracket up), one above it that it lies below; swapping the two runs the "
+                     "search to the wrong end")
+            return verdict(False, f"at your w = {w:.3f}{end} the adherence is {a:.3f}, more than "
+                                  f"{ADHERENCE_TOL} from the target {target:.3f}: {more}.")
+        fresh = AdherenceCurve(n=3000, seed=100 + k).measure(w)
+        p = min(max(target, 0.5), 0.995)
+        tol = ADHERENCE_TOL + 4 * math.sqrt(p * (1 - p) * (1 / 1000 + 1 / 3000))
+        if abs(fresh - target) > tol:
+            return verdict(False, f"w = {w:.3f} reaches {a:.3f} on the starting noise it was tuned on but "
+                                  f"{fresh:.3f} on 3000 fresh exact-score samples, more than {tol:.3f} from the "
+                                  f"target {target:.3f}.")
+        reached.append(f"  target {target:.3f}: w = {w:.3f} gives {a:.3f} ({curve.calls} calls), {fresh:.3f} on "
+                       "3000 fresh samples")
+    return verdict(True, f"{name} reaches both hidden targets (adherence with the exact scores):\n"
+                   + "\n".join(reached))

@@ -1,9 +1,11 @@
-"""Checks for chapter 6, classifier-free guidance: the guidance rule in two conventions, the batched pass, and a
+"""Checks for chapter 6, classifier-free guidance: the guidance rule in two conventions, the batched pass, a
 find-the-bug exercise built from two real failure modes (guiding only some channels; a null label that differs
-between training and sampling)."""
+between training and sampling), and an experiment: the whole CFG sampling loop, judged by sampling the overlap toy
+with its exact velocities and comparing the samples with exact CFG."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..guidance import cfg, scale_from_paper
-from ._core import Verdict, check_function
+from ._core import Verdict, _not_written, _raised_by_a_raise_statement, check_function
 
 # -- (a) the rule in the course's convention and in Ho & Salimans' -------------------------------------------------
 
@@ -230,3 +232,142 @@ def check_guided_denoiser(student: Callable[..., Any]) -> Verdict:
         *_label_mistakes()[1:],
     ]
     return check_function("guided_denoiser", student, _ref_guided, _denoiser_inputs(shape), mistakes=mistakes)
+
+
+# -- (d) the whole CFG sampling loop (an experiment: sample with it, judge the samples against the exact ones) ------
+
+
+class ExactVelocity:
+    """The exact velocity of the overlap toy on the linear path as a conditional "network" ``model_fn(x, t, y)``:
+    labels 0 and 1 give the class velocities, ``null_label`` (2) the unconditional one. Records each call (rows,
+    labels) and rejects inputs a network would reject, with a message."""
+
+    def __init__(self) -> None:
+        from ..data import make
+        from ..paths import Linear
+
+        self.mix, self.path, self.null_label = make("overlap"), Linear(), 2
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
+        if not isinstance(y, Tensor) or y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"model_fn got labels of type {getattr(y, 'dtype', type(y).__name__)}; labels are "
+                            "integer tensors (the class, and null_label for the unconditional half)")
+        if not isinstance(t, Tensor) or t.shape != (x.shape[0],):
+            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"model_fn got x with {x.shape[0]} rows but t of shape {got}; t needs one entry per "
+                             "row of x")
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"model_fn got x with {x.shape[0]} rows but labels of shape {tuple(y.shape)}")
+        if int(y.min()) < 0 or int(y.max()) > self.null_label:
+            raise ValueError(f"model_fn got label {int(y.min()) if int(y.min()) < 0 else int(y.max())}: it knows "
+                             f"the classes 0, 1 and the null label {self.null_label}")
+        self.calls.append({"n": x.shape[0], "y": y.clone()})
+        out = torch.empty_like(x)
+        for label in (0, 1, self.null_label):
+            rows = y == label
+            if bool(rows.any()):
+                xs, ts = x[rows], t[rows]
+                score = self.mix.score(xs, ts, self.path, None if label == self.null_label else label)
+                out[rows] = self.path.convert(score, xs, ts, "score", "velocity")
+        return out
+
+
+def _cfg_euler(model_fn: Callable[..., Tensor], x: Tensor, y: int, null_label: int, w: float, ts: Tensor) -> Tensor:
+    """Reference: Euler steps in t on the CFG-guided velocity, one batched call ``[x, x]``, ``[y, null]`` a step."""
+    n = x.shape[0]
+    labels = torch.cat([torch.full((n,), y), torch.full((n,), null_label)])
+    for k in range(len(ts) - 1):
+        t = torch.full((2 * n,), float(ts[k]), dtype=x.dtype)
+        cond, uncond = model_fn(torch.cat([x, x]), t, labels).chunk(2)
+        x = x + (ts[k + 1] - ts[k]) * cfg(cond, uncond, w)
+    return x
+
+
+def check_cfg_euler(student: Callable[..., Any], *, quiet: bool = False) -> Verdict:
+    """``cfg_euler(model_fn, x, y, null_label, w, ts)``: the CFG sampling loop, Euler in t with one batched call per
+    step. A probe counts the calls and reads their labels; then the checker samples class 1 of the overlap toy with
+    the exact velocities as ``model_fn``, at w = 1 (where the answer is the exact class) and at w = 3, and compares
+    the samples' mean class probability and mean first coordinate with a large reference run, within five
+    standard errors plus an allowance for the step method's own error."""
+    name = "cfg_euler"
+
+    def verdict(passed: bool, message: str, *, prefix: bool = True) -> Verdict:
+        v = Verdict(passed, f"{name}: {message}" if prefix and not passed else message, name, student, _cfg_euler)
+        if not quiet:
+            print(v)
+        return v
+
+    def call(model: ExactVelocity, x: Tensor, w: float, ts: Tensor) -> tuple[Any, Verdict | None]:
+        try:
+            return student(model, x.clone(), 1, model.null_label, w, ts.clone()), None
+        except NotImplementedError as err:
+            if _raised_by_a_raise_statement(err):
+                return None, verdict(False, _not_written(name, err), prefix=False)
+            return None, verdict(False, f"raised NotImplementedError: {err}.")
+        except Exception as err:  # report, never re-raise
+            return None, verdict(False, f"raised {type(err).__name__}: {err}.")
+
+    if not callable(student):
+        return verdict(False, f"expected a function, got {type(student).__name__}.")
+    probe = ExactVelocity()
+    ts = probe.path.timesteps(5, spacing="uniform")
+    x = probe.path.prior(6, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out, failed = call(probe, x, 3.0, ts)
+    if failed is not None:
+        return failed
+    if not isinstance(out, Tensor) or out.shape != x.shape:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+        return verdict(False, f"should return the samples, a tensor of the shape of x {tuple(x.shape)}; got {got}.")
+    steps, calls = len(ts) - 1, probe.calls
+    if len(calls) != steps or any(c["n"] != 2 * x.shape[0] for c in calls):
+        rows = sorted({c["n"] for c in calls})
+        return verdict(False, f"called model_fn {len(calls)} times on {rows} rows for {steps} steps of 6 points; "
+                              f"Euler needs one guided velocity per step, from one call on the doubled batch of 12 "
+                              f"rows ([x, x]).")
+    first = calls[0]["y"]
+    if sorted(set(first.tolist())) != [1, probe.null_label] or int((first == probe.null_label).sum()) != 6:
+        return verdict(False, f"the labels of the doubled batch are {sorted(set(first.tolist()))}; they should be "
+                              f"the class y = 1 for one half and the null label {probe.null_label} for the other.")
+    # the outcome, at w = 1 (the exact class) and w = 3, against a reference run of 8000 fresh points
+    ts = probe.path.timesteps(40, spacing="uniform")
+    mix = probe.mix
+    results: list[tuple[float, float, float, float]] = []
+    for w in (1.0, 3.0):
+        x = probe.path.prior(2000, 2, generator=torch.Generator().manual_seed(int(10 * w)), dtype=torch.float64)
+        out, failed = call(ExactVelocity(), x, w, ts)
+        if failed is not None:
+            return failed
+        if not isinstance(out, Tensor) or out.shape != x.shape or not bool(torch.isfinite(out).all()):
+            return verdict(False, f"at w = {w:g} the samples are not a finite tensor of shape {tuple(x.shape)} "
+                                  "(does each step move x by (t_next - t) times the guided velocity?).")
+        ref = _cfg_euler(ExactVelocity(), probe.path.prior(8000, 2, generator=torch.Generator().manual_seed(99),
+                                                           dtype=torch.float64), 1, 2, w, ts)
+        stats = []
+        for a in (out, ref):
+            p = mix.posterior(a, 0.0, probe.path)[:, 1]
+            stats.append((float(p.mean()), float(p.std()), float(a[:, 0].mean()), float(a[:, 0].std())))
+        (p_s, sp_s, m_s, sm_s), (p_r, sp_r, m_r, sm_r) = stats
+        tol_p = 0.01 + 5 * math.sqrt(sp_s**2 / 2000 + sp_r**2 / 8000)
+        tol_m = 0.02 + 5 * math.sqrt(sm_s**2 / 2000 + sm_r**2 / 8000)
+        if abs(p_s - p_r) > tol_p or abs(m_s - m_r) > tol_m:
+            hint = ""
+            if w == 3.0 and abs(m_s - results[0][2]) < tol_m:
+                hint = " Your samples at w = 3 look like those at w = 1: is the scale applied?"
+            elif m_s > m_r + tol_m and p_s > 0.99:
+                hint = (" They are pushed too far: is the unconditional half asking for a real class instead of "
+                        "the null label?")
+            elif p_s < 0.45:
+                hint = (" Below one half, worse than no guidance: either the two halves of the output are swapped "
+                        "(guiding away from y), or the steps run the wrong way (t decreases: each step adds "
+                        "(ts[k + 1] - ts[k]) times the velocity, a negative factor).")
+            elif p_s < p_r:
+                hint = (" Too little of class 1: are the two halves swapped? With labels [y, null] the first half of "
+                        "the output is the conditional prediction.")
+            return verdict(False, f"at w = {w:g} your samples have mean p(1 | x) = {p_s:.3f} and mean first "
+                                  f"coordinate {m_s:.3f}; exact CFG gives {p_r:.3f} and {m_r:.3f}.{hint}")
+        results.append((p_s, p_r, m_s, m_r))
+    lines = "\n".join(f"  w = {w:g}: mean p(1 | x) {p_s:.3f} (reference {p_r:.3f}), mean x_1 {m_s:.3f} ({m_r:.3f})"
+                      for w, (p_s, p_r, m_s, m_r) in zip((1, 3), results))
+    return verdict(True, f"{name} calls model_fn once a step on [x, x] with labels [y, null], and its samples "
+                         f"match exact CFG:\n{lines}")
