@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor
 
 OPS = ("<", "<=", ">", ">=", "≈", "in")
+WIDTH = 110  # characters of a printed line that the book shows (book/_vendor/cfglab.css)
 _ALIASES = {"~": "≈", "approx": "≈", "near": "≈", "between": "in"}
 PASS, FAIL, IDENTITY = "✓", "✗", "="
 
@@ -64,6 +66,12 @@ def _bound(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)):
         raise TypeError(f"{name} must be a finite number, got {v!r}")
     return float(v)
+
+
+def _wrap(line: str) -> str:
+    """A claim line broken to the page width, continued on indented lines."""
+    return textwrap.fill(line, width=WIDTH, subsequent_indent="    ", break_long_words=False,
+                         break_on_hyphens=False)
 
 
 def _fmt(v: float, digits: int = 4) -> str:
@@ -123,11 +131,11 @@ def check(claim: str, value: Any, op: str, bound: Any, *, tol: Any = None, ident
     if len(vals) > 1:
         stated = f"{'all ' + str(len(vals)) + ', worst'} {stated}"
     if all(ok):
-        print(f"{IDENTITY if identity else PASS} {claim}: {stated}{' (identity)' if identity else ''}")
+        print(_wrap(f"{IDENTITY if identity else PASS} {claim}: {stated}{' (identity)' if identity else ''}"))
         return
     failed = sum(not k for k in ok)
     line = f"{FAIL} {claim}: {stated} does not hold" + (f" ({failed} of {len(vals)})" if len(vals) > 1 else "")
     if os.environ.get("CFGLAB_CLAIMS") == "report":
-        print(line)
+        print(_wrap(line))
         return
     raise ClaimError(line)

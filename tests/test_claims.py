@@ -54,3 +54,10 @@ def test_a_non_finite_measurement_fails_the_claim():
 
 def test_a_claim_error_is_an_assertion_error():
     assert issubclass(ClaimError, AssertionError)
+
+
+def test_a_long_claim_is_wrapped_to_the_page(capsys):
+    cl.check("a claim with a long sentence " * 6, [0.1, 0.2, 0.3], "<", 1.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 110 for line in lines)
+    assert lines[0].startswith("✓ ") and all(line.startswith("    ") for line in lines[1:])
