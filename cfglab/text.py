@@ -3,16 +3,28 @@
 Ground truth first: :class:`MarkovText` is a labelled text source where each class is a first-order Markov chain
 over a small alphabet, so ``log p(x | c)``, ``log p(x)``, the class posterior ``p(c | x)`` and every next-token
 conditional ``p(x_i | x_<i, c)`` and ``p(x_i | x_<i)`` are exact. :class:`TextModel` is a tiny label-conditioned
-GRU whose extra label index is the null label; :func:`fit_text` trains it with label dropout; :func:`sample` draws
-tokens with CFG on log-probabilities (Sanchez et al. 2023, eq. 7 with our scale convention):
+GRU whose extra label index is the null label (with ``num_classes=0`` it is a plain language model);
+:func:`fit_text` trains it, with label dropout when it has labels. Guidance acts on next-token log-probabilities
+(Sanchez et al. 2023, eq. 7 with our scale convention):
 
     log p_w(x_i | x_<i, c) = log p(x_i | x_<i) + w (log p(x_i | x_<i, c) - log p(x_i | x_<i)) + const,
 
-i.e. each token is drawn from the normalised tilt ``p(x_i | x_<i, c)^w p(x_i | x_<i)^(1-w)``.
+i.e. each token is drawn from the normalised tilt ``p(x_i | x_<i, c)^w p(x_i | x_<i)^(1-w)``. Two ways to get the
+two terms:
+
+* the **prompt** form of Sanchez et al.: ``c`` is a prompt, the conditional term is the model run on the prompt
+  followed by the continuation, the unconditional one the *same* model run on the continuation alone (no
+  retraining, no null token): :func:`sample_prompted`, exact law :func:`exact_prompted_law`;
+* the **label** form: ``c`` is a class label and one network trained with label dropout gives both terms, as in
+  diffusion (Ho & Salimans 2022): :func:`sample`, exact law :func:`exact_guided_law`.
+
+``MarkovText.next_log_prob`` and ``TextModel.next_log_prob`` share one signature, so every sampler runs on the
+exact source and on a trained model alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -75,6 +87,18 @@ class MarkovText:
         """Token rows (n, L) as strings."""
         x = _checks.tokens("x", x, self.vocab)
         return ["".join(self.alphabet[int(i)] for i in row) for row in x]
+
+    def encode(self, strings: str | Sequence[str]) -> Tensor:
+        """Strings of one length as token rows (n, L) long (a single string gives one row): the inverse of
+        :meth:`decode`, e.g. ``source.encode("abc")`` for a prompt."""
+        rows = [strings] if isinstance(strings, str) else list(strings)
+        if not rows or not all(isinstance(r, str) for r in rows) or len({len(r) for r in rows}) != 1:
+            raise ValueError(f"strings must be a string or a non-empty list of strings of one length, got {strings!r}")
+        bad = sorted({ch for r in rows for ch in r if ch not in self.alphabet})
+        if bad:
+            raise ValueError(f"strings may only use the letters {self.alphabet!r}, got {''.join(bad)!r}")
+        return torch.tensor([[self.alphabet.index(ch) for ch in r] for r in rows], dtype=torch.long
+                            ).reshape(len(rows), len(rows[0]))
 
     def sample(self, n: int, y: Any = None, generator: torch.Generator | None = None, *,
                length: int | None = None) -> tuple[Tensor, Tensor]:
@@ -193,6 +217,15 @@ class TextModel(nn.Module):
         logits, _ = self(torch.cat([start, x[:, :-1]], 1), y)
         return torch.log_softmax(logits, -1)
 
+    def next_log_prob(self, prefix: Tensor, y: Any = None) -> Tensor:
+        """Log-probabilities (n, V) of the next token after ``prefix`` (n, i), i >= 0 (i = 0: the first token),
+        with label ``y`` (None: the null label). The same call as :meth:`MarkovText.next_log_prob`, so the model
+        and the exact source are interchangeable in :func:`sample_prompted`."""
+        prefix = _checks.tokens("prefix", prefix, self.vocab, min_len=0)
+        start = torch.full((prefix.shape[0], 1), self.start, dtype=torch.long, device=prefix.device)
+        logits, _ = self(torch.cat([start, prefix], 1), y)
+        return torch.log_softmax(logits[:, -1], -1)
+
 
 def _text_model(model: Any) -> TextModel:
     if not isinstance(model, TextModel):
@@ -211,14 +244,16 @@ def fit_text(model: TextModel, source: MarkovText, config: TrainConfig | None = 
              use_cache: bool = True, **overrides: Any) -> list[float]:
     """Train ``model`` on fresh batches of ``source`` with label dropout ``config.p_uncond`` to the null label
     (Ho & Salimans 2022, alg. 1, transplanted to tokens); returns the per-step losses. Same schedule, batches,
-    seeding and cache as :func:`cfglab.fit`."""
+    seeding and cache as :func:`cfglab.fit`. A model with ``num_classes=0`` is a plain language model of the whole
+    source: the labels are not used (every string is read with the one null label) and ``p_uncond`` plays no part."""
     config = _resolve_config(config, overrides)
     _text_model(model)
     if not isinstance(source, MarkovText):
         raise TypeError(f"source must be a cfglab.MarkovText (e.g. cfglab.make_text()), got {type(source).__name__}")
-    if (source.vocab, source.num_classes) != (model.vocab, model.num_classes):
+    if source.vocab != model.vocab or model.num_classes not in (0, source.num_classes):
         raise ValueError(f"model has vocab={model.vocab}, num_classes={model.num_classes} but source has "
-                         f"{source.vocab} letters and {source.num_classes} classes")
+                         f"{source.vocab} letters and {source.num_classes} classes (num_classes=0: a plain language "
+                         f"model)")
     k = cache.key({"model": model.config, "data": source.fingerprint(), "train": asdict(config)}) if use_cache \
         else None
     extras = cache.restore(model, k) if k else None
@@ -235,7 +270,8 @@ def fit_text(model: TextModel, source: MarkovText, config: TrainConfig | None = 
             for group in opt.param_groups:
                 group["lr"] = config.lr_at(step)
             x, y = source.sample(config.batch_size, generator=g)
-            y = drop_labels(y, config.p_uncond, model.null_label, g)
+            y = (torch.zeros_like(y) if model.num_classes == 0  # a plain language model: only the null label
+                 else drop_labels(y, config.p_uncond, model.null_label, g))
             loss = text_loss(model, x, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training stopped at step {step}: the loss became {loss.item()}")
@@ -309,6 +345,21 @@ def sample(model: TextModel, y: Any, n: int, length: int, scale: float = 1.0, *,
     return (x, torch.stack(lps, 1)) if return_log_probs else x
 
 
+def _per_token_law(source: MarkovText, length: int, scale: float, cond: Callable[[Tensor], Tensor],
+                   uncond: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """All sequences (V^L, L) and ``prod_i tilt_i(x_i)``, the tilt of :func:`guided_log_probs` between the exact
+    next-letter laws ``cond(prefixes)`` and ``uncond(prefixes)`` (each (V^i, V) for the V^i prefixes of length i)."""
+    xs = source.all_sequences(length)
+    logp = torch.zeros(xs.shape[0], dtype=torch.float64)
+    digits = source.vocab ** torch.arange(length - 1, -1, -1)  # xs is in lexicographic (base-V) order
+    for i in range(length):
+        prefixes = source.all_sequences(i)  # the V^i distinct prefixes, (V^i, i)
+        tilt = guided_log_probs(cond(prefixes), uncond(prefixes), scale)
+        row = (xs[:, :i] * digits[length - i:]).sum(-1)  # index of each string's prefix among the V^i prefixes
+        logp = logp + tilt[row, xs[:, i]]
+    return xs, logp.exp()
+
+
 def exact_guided_law(source: MarkovText, y: int, scale: float, length: int, *, negative: int | None = None
                      ) -> tuple[Tensor, Tensor]:
     """The exact law of per-token guided sampling with the source's true conditionals, by enumeration:
@@ -318,15 +369,74 @@ def exact_guided_law(source: MarkovText, y: int, scale: float, length: int, *, n
     length = _checks.count("length", length)
     if y is not None:
         _checks.labels("y", y, 1, source.num_classes, torch.device("cpu"))
-    xs = source.all_sequences(length)
-    logp = torch.zeros(xs.shape[0], dtype=torch.float64)
-    digits = source.vocab ** torch.arange(length - 1, -1, -1)  # xs is in lexicographic (base-V) order
-    for i in range(length):
-        prefixes = source.all_sequences(i)  # the V^i distinct prefixes, (V^i, i)
-        tilt = guided_log_probs(source.next_log_prob(prefixes, y), source.next_log_prob(prefixes, negative), scale)
-        row = (xs[:, :i] * digits[length - i:]).sum(-1)  # index of each string's prefix among the V^i prefixes
-        logp = logp + tilt[row, xs[:, i]]
-    return xs, logp.exp()
+    return _per_token_law(source, length, scale, lambda p: source.next_log_prob(p, y),
+                          lambda p: source.next_log_prob(p, negative))
+
+
+def _prompt(name: str, prompt: Any, n: int) -> Tensor:
+    """A prompt as token rows (n, P): from (P,), (1, P) or (n, P) integer tokens (P = 0 allowed)."""
+    if not isinstance(prompt, Tensor):
+        raise TypeError(f"{name} must be an integer tensor of tokens of shape (P,) or (n, P), e.g. "
+                        f"source.encode('abc'), got {type(prompt).__name__}")
+    if prompt.is_floating_point() or prompt.is_complex() or prompt.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {prompt.dtype}")
+    p = prompt.long()
+    p = p[None] if p.ndim == 1 else p
+    if p.ndim != 2 or p.shape[0] not in (1, n):
+        raise ValueError(f"{name} must have shape (P,), (1, P) or ({n}, P), got {tuple(prompt.shape)}")
+    if p.numel() and int(p.min()) < 0:
+        raise ValueError(f"{name} must hold token ids >= 0, got {int(p.min())}")
+    return p.expand(n, -1)
+
+
+def exact_prompted_law(source: MarkovText, prompt: Tensor, scale: float, length: int, *,
+                       negative_prompt: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The exact law of per-token CFG with the prompt dropped from the context (Sanchez et al. 2023, eq. 7): each
+    letter of the continuation is drawn from ``normalise(p(x_i | prompt, x_<i)^scale p(x_i | x_<i)^(1-scale))``,
+    where the second law reads the continuation alone as a fresh string (or after ``negative_prompt``), with the
+    source's exact next-letter laws. Returns (all continuations (V^L, L), their probabilities (V^L,))."""
+    scale = _checks.scalar("scale", scale)
+    length = _checks.count("length", length)
+    if not isinstance(source, MarkovText):
+        raise TypeError(f"source must be a cfglab.MarkovText, got {type(source).__name__}")
+    pos = _checks.tokens("prompt", _prompt("prompt", prompt, 1), source.vocab, min_len=0)
+    neg = (pos[:, :0] if negative_prompt is None
+           else _checks.tokens("negative_prompt", _prompt("negative_prompt", negative_prompt, 1), source.vocab,
+                               min_len=0))
+
+    def context(head: Tensor) -> Callable[[Tensor], Tensor]:
+        return lambda pre: source.next_log_prob(torch.cat([head.expand(pre.shape[0], -1), pre], 1))
+    return _per_token_law(source, length, scale, context(pos), context(neg))
+
+
+def sample_prompted(next_log_prob: Callable[[Tensor], Tensor], prompt: Tensor, n: int, length: int,
+                    scale: float = 1.0, *, negative_prompt: Tensor | None = None,
+                    generator: torch.Generator | None = None, return_log_probs: bool = False
+                    ) -> Tensor | tuple[Tensor, Tensor]:
+    """Per-token CFG with the prompt dropped from the context (Sanchez et al. 2023, eq. 7): at each step the
+    conditional log-probabilities are ``next_log_prob(prompt + x_<i)`` and the unconditional ones the same
+    function on the continuation alone, ``next_log_prob(x_<i)`` (or on ``negative_prompt + x_<i``); they are
+    combined by :func:`guided_log_probs` and a token is drawn by :func:`sample_token`. ``next_log_prob`` is any
+    ``prefix (m, i) -> log-probs (m, V)``: a :class:`TextModel`'s or the exact :class:`MarkovText`'s method.
+    ``scale == 1`` without a negative prompt calls the conditional context only. Returns the continuations
+    (n, length), and with ``return_log_probs`` also the sampling log-probabilities (n, length, V)."""
+    next_log_prob = _checks.function("next_log_prob", next_log_prob)
+    scale = _checks.scalar("scale", scale)
+    n = _checks.count("n", n)
+    length = _checks.count("length", length)
+    pos = _prompt("prompt", prompt, n)
+    neg = pos[:, :0] if negative_prompt is None else _prompt("negative_prompt", negative_prompt, n)
+    plain = scale == 1.0 and negative_prompt is None
+    x = torch.zeros(n, 0, dtype=torch.long)
+    lps = []
+    for _ in range(length):
+        cond = next_log_prob(torch.cat([pos, x], 1))  # (n, V): the prompt in the context
+        lp = torch.log_softmax(cond, -1) if plain else guided_log_probs(cond, next_log_prob(torch.cat([neg, x], 1)),
+                                                                         scale)  # prompt dropped
+        nxt = sample_token(lp, torch.rand(n, generator=generator, dtype=lp.dtype))
+        x = torch.cat([x, nxt[:, None]], 1)
+        lps.append(lp)
+    return (x, torch.stack(lps, 1)) if return_log_probs else x
 
 
 def tilted_sequence_law(source: MarkovText, y: int, scale: float, length: int, *, negative: int | None = None

@@ -60,3 +60,47 @@ def test_alignment_reference_passes():
 def test_alignment_mistakes(wrong, phrase):
     v = check_difference_alignment(wrong)
     assert not v and phrase in v.message, v.message
+
+
+# -- the autoguidance scale that gives a too-wide model's modes their true width ------------------------------------
+
+def _tune(pick):
+    """A tune_autoguidance that measures every scale like the exercise asks, then chooses with ``pick``."""
+    import cfglab as cl
+    from cfglab.metrics import mode_spread
+
+    def tune_autoguidance(good, bad, path, mixture, y, scales, generator):
+        x1 = path.prior(1000, 2, generator=generator)
+        spread = {w: mode_spread(cl.ode(cl.combine(good, bad, w), x1, path, steps=30), mixture, y) for w in scales}
+        return pick(spread)
+    return tune_autoguidance
+
+
+def test_tune_autoguidance_reference_and_another_correct_search_pass():
+    torch.set_num_threads(1)  # toy tensors: one thread is faster
+    from cfglab.exercises import check_tune_autoguidance
+    assert check_tune_autoguidance(_tune(lambda s: min(s, key=lambda w: abs(s[w] - 1))))
+    # a different sampler budget (fewer points, Euler steps) is also a correct experiment
+    import cfglab as cl
+    from cfglab.metrics import mode_spread
+
+    def coarse(good, bad, path, mixture, y, scales, generator):
+        x1 = path.prior(600, 2, generator=generator)
+        d = {w: abs(mode_spread(cl.ode(cl.combine(good, bad, w), x1, path, steps=40, method="euler"), mixture, y)
+                    - 1) for w in scales}
+        return min(d, key=d.get)
+    assert check_tune_autoguidance(coarse)
+
+
+@pytest.mark.parametrize("answer, phrase", [
+    (1.0, "no closer to 1 than without guidance"),   # no guidance
+    (4.0, "over-shrink"),                            # the largest scale, or the smallest spread
+    (1.25, "still too wide"),                        # one step of guidance only
+    (0.97, "not the spread itself"),                 # the spread instead of the scale
+    ("2.0x", "as a float"),
+])
+def test_tune_autoguidance_mistakes(answer, phrase):
+    """Judged by outcome: whatever the search did, the answer it returns is what the checker samples with."""
+    from cfglab.exercises import check_tune_autoguidance
+    v = check_tune_autoguidance(lambda good, bad, path, mixture, y, scales, generator: answer)
+    assert not v and phrase in v.message, v.message

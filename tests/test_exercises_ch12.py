@@ -52,3 +52,56 @@ def test_sample_token_reference_passes():
 def test_sample_token_mistakes(wrong, phrase):
     v = check_sample_token(wrong)
     assert not v and phrase in v.message
+
+
+# -- the per-token CFG loop with the prompt dropped ----------------------------------------------------------------
+
+def _loop(combine, *, keep_prompt=False, stale=False, greedy=False, with_prompt=False):
+    """A cfg_sample built from its parts; the keywords switch on the classic slips."""
+    def cfg_sample(next_log_prob, prompt, n, length, w, generator):
+        p = prompt.expand(n, -1)
+        x = torch.zeros(n, 0, dtype=torch.long)
+        for _ in range(length):
+            c = next_log_prob(torch.cat([p, x], 1))
+            u = next_log_prob(torch.cat([p, x], 1) if keep_prompt else (x[:, :0] if stale else x))
+            logits = combine(c, u, w)
+            if greedy:
+                nxt = logits.argmax(-1)
+            else:
+                nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+            x = torch.cat([x, nxt[:, None]], 1)
+        return torch.cat([p, x], 1) if with_prompt else x
+    return cfg_sample
+
+
+def _right(c, u, w):
+    return lsm(u) + w * (lsm(c) - lsm(u))
+
+
+def test_cfg_sample_reference_and_another_correct_loop_pass():
+    from cfglab.exercises import check_cfg_sample
+    from cfglab.text import sample_prompted
+    assert check_cfg_sample(lambda next_log_prob, prompt, n, length, w, generator: sample_prompted(
+        next_log_prob, prompt, n, length, w, generator=generator))
+    assert check_cfg_sample(_loop(_right))  # torch.multinomial instead of the inverse CDF: a different draw, same law
+
+
+def _mixed(c, u, w):
+    p = (sm(u) + w * (sm(c) - sm(u))).clamp_min(1e-300)
+    return (p / p.sum(-1, keepdim=True)).log()
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (_loop(_right, keep_prompt=True), "BOTH contexts"),
+    (_loop(lambda c, u, w: u), "ignore the prompt"),
+    (_loop(lambda c, u, w: lsm(u) + (1 + w) * (lsm(c) - lsm(u))), "scale w + 1"),
+    (_loop(lambda c, u, w: lsm(c) + w * (lsm(u) - lsm(c))), "swapped"),
+    (_loop(_mixed), "PROBABILITIES"),
+    (_loop(_right, stale=True), "never sees the letters already drawn"),
+    (_loop(_right, greedy=True), "argmax"),
+    (_loop(_right, with_prompt=True), "the prompt not included"),
+])
+def test_cfg_sample_mistakes(wrong, phrase):
+    from cfglab.exercises import check_cfg_sample
+    v = check_cfg_sample(wrong)
+    assert not v and phrase in v.message, v.message

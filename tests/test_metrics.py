@@ -69,3 +69,40 @@ def test_log_likelihood_of_exact_samples_is_the_negative_entropy():
 def test_noise_floor_shrinks_with_n():
     mix = make("moons")
     assert noise_floor(mix, 4000) < noise_floor(mix, 500)
+
+
+def test_mode_statistics_of_exact_samples_are_the_truth_even_where_modes_overlap():
+    """E_p[r_k] = w_k and E_p[sum_k r_k |x - mu_k|^2 / (d s_k^2)] = 1 exactly (Bayes' rule), whatever the overlap."""
+    from cfglab.metrics import mode_spread, mode_weight_error
+    for name, y in [("moons", 0), ("overlap", None), ("mixture", 1)]:
+        mix = make(name)
+        x, _ = mix.sample(40_000, y, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        # chi-square with d = 2 degrees of freedom over d: per-sample variance 1 / (d / 2) = 1, so se = 1 / sqrt(n)
+        assert mode_spread(x, mix, y) ** 2 == pytest.approx(1.0, abs=5 / math.sqrt(40_000))
+        assert mode_weight_error(x, mix, y) < 0.02
+
+
+def test_mode_spread_sees_a_shrinkage_that_the_pairwise_distance_hardly_sees():
+    from cfglab import GaussianMixture
+    from cfglab.metrics import mode_spread, mode_weight_error
+    moons = make("moons")
+    mix = GaussianMixture(moons.means, 0.05, classes=moons.classes)  # blobs 5.7 std apart: well separated
+    tight = GaussianMixture(mix.means, mix.std * 0.6, mix.weights, classes=mix.classes)
+    x, _ = tight.sample(20_000, 0, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    ref, _ = mix.sample(20_000, 0, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert mode_spread(x, mix, 0) == pytest.approx(0.6, abs=0.01)   # separated blobs: the ratio of the stds
+    assert diversity(x[:3000]) / diversity(ref[:3000]) > 0.99          # the mean pairwise distance barely moves
+    assert mode_weight_error(x, mix, 0) < 0.03                         # every blob keeps its weight
+    # where blobs overlap (the moons themselves), shrunk blobs read closer to 1, but still clearly below it
+    xo, _ = GaussianMixture(moons.means, moons.std * 0.6, classes=moons.classes).sample(
+        20_000, 0, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert 0.6 < mode_spread(xo, moons, 0) < 0.8
+
+
+def test_mode_weight_error_of_samples_from_one_component():
+    from cfglab.metrics import mode_weight_error
+    mix = make("mixture")  # well separated classes, one component each
+    x, _ = mix.sample(5000, 0, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    w0 = float(mix.weights[0])
+    assert mode_weight_error(x, mix) == pytest.approx(1 - w0, abs=0.01)
+    assert mode_weight_error(x, mix, 0) < 1e-9  # against p(x | 0), a single mode, the split is exact
