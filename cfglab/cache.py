@@ -7,11 +7,16 @@ and ignored (the caller retrains and overwrites it); :func:`restore` also refuse
 match the module's own names, shapes and dtypes, before touching the module.
 
 The folder is ``$CFGLAB_CACHE`` if set, else ``~/.cache/cfglab``; ``CFGLAB_CACHE=off`` disables the cache.
+
+Every key also carries a fingerprint of the package's own source (:func:`code_version`), so weights trained by an
+earlier version of a model, a loss or a path are never loaded into a later one: a configuration names what to
+train, the code says what that means.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -35,11 +40,26 @@ def directory() -> FsPath | None:
     return FsPath(env).expanduser() if env else FsPath.home() / ".cache" / "cfglab"
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the source of every module of cfglab that can change what training produces (all of the package
+    but the exercise checkers), computed once per process."""
+    root = FsPath(__file__).resolve().parent
+    h = hashlib.sha256()
+    for file in sorted(root.rglob("*.py")):
+        rel = file.relative_to(root).as_posix()
+        if rel.startswith("exercises/"):
+            continue
+        h.update(rel.encode() + b"\0" + file.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def key(description: dict[str, Any]) -> str:
-    """A stable hex key for a JSON-serialisable description of what was trained and how."""
+    """A stable hex key for a JSON-serialisable description of what was trained and how, and for the version of
+    the code that trains it (:func:`code_version`)."""
     if not isinstance(description, dict):
         raise TypeError(f"description must be a dict, got {type(description).__name__}")
-    blob = json.dumps({"format": FORMAT, **description}, sort_keys=True, default=str)
+    blob = json.dumps({"format": FORMAT, "code": code_version(), **description}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

@@ -232,3 +232,14 @@ def test_text_training_that_goes_nan_stops_with_a_message(monkeypatch):
 def test_digit_classifier_training_that_goes_nan_stops_with_a_message():
     with pytest.raises(FloatingPointError, match="training stopped at step"):
         cl_digits.train_classifier(30, lr=1e30, use_cache=False)
+
+
+def test_a_change_to_the_package_changes_every_cache_key(monkeypatch):
+    """Weights trained by an earlier version of the code must not load into a later one: the key carries a hash of
+    the package's source."""
+    from cfglab import cache
+
+    description = {"model": {"kind": "MLP", "width": 8}}
+    before = cache.key(description)
+    monkeypatch.setattr(cache, "code_version", lambda: "another version")
+    assert cache.key(description) != before
