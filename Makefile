@@ -43,8 +43,9 @@ export CFGLAB_EXERCISES := strict
 test-unit: venv
 	$(PY) -m pytest tests --ignore=tests/test_book.py -m "not student and not book" -n 2
 
-# Runs every student notebook twice in a kernel: up to its first stub (the check must say "not written yet"),
-# then to the end with the chapters' solutions in place of the stubs (every check must pass).
+# Runs every student notebook in a kernel with every stub unfinished: it must run to the end, each check saying
+# "not written yet" and handing the cells below the course's reference. (With every solution in, a student notebook
+# is its chapter cell for cell, a fast test of test-unit; the chapters themselves run in test-notebooks.)
 test-student: venv
 	$(PY) -m pytest tests/test_student.py -m student -n 2
 
