@@ -6,7 +6,11 @@
 * Guidance: milliseconds per sampler step (Euler, ``cl.ode``) for n in {64, 256, 1024, 4096} points of
   ``cl.make("mixture")``-sized models: unguided (one conditional pass), classifier guidance
   (``cl.classifier_guided``: an unconditional pass plus a noise-aware classifier's forward and backward pass),
-  classifier-free guidance as one batched pass over ``[x, x]`` (``cl.guided``) and as two separate passes.
+  classifier-free guidance as one batched pass over ``[x, x]`` (``cl.guided``) and as two separate passes, and
+  the guidance interval of Kynkäänniemi et al. (2024), t in ``INTERVAL``, twice: ``cl.guided(..., interval=...)``,
+  which skips the unconditional half where the scale is 1, and the same field as a rule
+  (``cfglab.guidance.guided_rule`` with ``interval_scale``), which computes both predictions at every step. The
+  rows each field sends through the network per point and step are counted too (``network_rows``).
   Networks are freshly initialised: the cost of a pass does not depend on the weights.
 
 Run: ``python benchmarks/core.py [--quick --out DIR]``; writes ``core.json``. The model cache is off.
@@ -33,8 +37,10 @@ from benchmarks import _common  # noqa: E402
 
 THREADS = (1, 2)
 GUIDANCE_N = (64, 256, 1024, 4096)
-GUIDANCE_METHODS = ("unguided", "classifier guidance", "CFG one batched pass", "CFG two passes")
+GUIDANCE_METHODS = ("unguided", "classifier guidance", "CFG one batched pass", "CFG two passes",
+                    "CFG interval, skipping", "CFG interval as a rule")
 SCALE = 3.0
+INTERVAL = (0.3, 0.7)   # guided times of the interval methods: 5 of the 10 timed Euler steps of the uniform grid
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -87,7 +93,7 @@ def trainings(steps_mlp: int, steps_unet: int, devices: list[str], warmup: int =
 
 
 def guidance_fields(device: str) -> tuple[dict[str, Callable[[Tensor, Tensor], Tensor]], dict[str, int]]:
-    """The four fields whose per-step cost is compared, for class 0 of a 3-class 2D toy at scale ``SCALE``."""
+    """The fields whose per-step cost is compared, for class 0 of a 3-class 2D toy at scale ``SCALE``."""
     k = cl.make("mixture").num_classes
     cond = cl.MLP(2, k, path=cl.Linear(), pred="velocity", seed=0).to(device).eval()
     uncond = cl.MLP(2, 0, path=cl.Linear(), pred="velocity", seed=0).to(device).eval()
@@ -100,10 +106,54 @@ def guidance_fields(device: str) -> tuple[dict[str, Callable[[Tensor, Tensor], T
     fields = {"unguided": cl.guided(cond, 0, 1.0),
               "classifier guidance": cl.classifier_guided(lambda x, t: uncond.predict(x, t), clf, 0, SCALE),
               "CFG one batched pass": cl.guided(cond, 0, SCALE),
-              "CFG two passes": two_passes}
+              "CFG two passes": two_passes,
+              "CFG interval, skipping": cl.guided(cond, 0, SCALE, interval=INTERVAL),
+              "CFG interval as a rule": cl.guidance.guided_rule(
+                  cl.guidance.predictions(cond, 0),
+                  lambda c, u, x, t: u + cl.guidance.interval_scale(t, SCALE, *INTERVAL)[:, None].to(c) * (c - u),
+                  cond.path, pred=cond.pred)}
     params = {"denoiser": sum(p.numel() for p in cond.parameters()),
               "classifier": sum(p.numel() for p in clf.parameters())}
     return fields, params
+
+
+def network_rows(steps: int, n: int = 64) -> dict[str, float]:
+    """Rows sent through the networks (denoisers and classifier, forward passes) per point and Euler step by each
+    field of :func:`guidance_fields`, counted with forward hooks over ``steps`` steps of the uniform grid."""
+    fields, _ = guidance_fields("cpu")
+    out = {}
+    for name, fn in fields.items():
+        rows = [0]
+        modules = {id(c.cell_contents): c.cell_contents for c in _closure_modules(fn)}
+        hooks = [m.register_forward_hook(lambda mod, args, res: rows.__setitem__(0, rows[0] + args[0].shape[0]))
+                 for m in modules.values()]
+        x = cl.Linear().prior(n, 2, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            cl.ode(fn, x, cl.Linear(), steps, method="euler", denoise=False)
+        for h in hooks:
+            h.remove()
+        out[name] = rows[0] / (n * steps)
+    return out
+
+
+def _closure_modules(fn: Any) -> list[Any]:
+    """The top-level networks a field reaches through its closures (recursively through wrapped functions)."""
+    found, todo, seen = [], [fn], set()
+    while todo:
+        f = todo.pop()
+        for cell in getattr(f, "__closure__", None) or ():
+            try:
+                v = cell.cell_contents
+            except ValueError:
+                continue
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            if isinstance(v, nn.Module):
+                found.append(cell)
+            elif callable(v):
+                todo.append(v)
+    return found
 
 
 def guidance_cost(ns: tuple[int, ...], steps: int, repeats: int, devices: list[str], points: int = 2048
@@ -142,8 +192,9 @@ def guidance_cost(ns: tuple[int, ...], steps: int, repeats: int, devices: list[s
                     raise
                 rows.append({"device": device, "threads": threads, "error": repr(err)})
     torch.set_num_threads(1)
-    return {"scale": SCALE, "sampler": {"method": "euler", "steps_timed": steps}, "parameters": params,
-            "methods": list(GUIDANCE_METHODS), "rows": rows}
+    return {"scale": SCALE, "interval": list(INTERVAL), "sampler": {"method": "euler", "steps_timed": steps},
+            "parameters": params, "methods": list(GUIDANCE_METHODS), "rows": rows,
+            "network_rows_per_point_and_step": network_rows(steps)}
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ On a Gaussian data law ``N(m, s^2 I)`` every marginal is Gaussian, ``p_t = N(alp
 ``x_u = alpha_u m + (S_u / S_t) (x_t - alpha_t m)``. Starting from exact samples of ``p_{t_max}``:
 
 * deterministic samplers (Euler and Heun in t, Heun in Karras' scaled variable sigma/alpha, all ``cl.ode``; DDIM,
-  which is Euler in that variable, ``cl.ddim``) are compared point by point with
+  which is Euler in that variable, ``cl.ddim``; DPM-Solver++(2M), ``cl.samplers.dpmpp_2m``, one evaluation per
+  step and second order) are compared point by point with
   that exact map at ``t_min`` (RMS endpoint error). Their step is affine in x for an affine score, so the law of
   their output is Gaussian too; its variance, read off the fitted affine map, is compared with ``S_{t_min}^2``;
 * Euler–Maruyama (``cl.sde``) is compared in law: the mean and variance of its output against ``alpha m`` and
@@ -45,9 +46,10 @@ import cfglab as cl  # noqa: E402
 from benchmarks import _common  # noqa: E402
 
 NFES = (2, 4, 8, 16, 32, 64, 128, 256)
-# The ODE samplers: (cl.ode method, variable); "ddim" is cl.ddim (Euler in the scaled variable sigma).
+# The ODE samplers: (cl.ode method, variable); "ddim" is cl.ddim (Euler in the scaled variable sigma) and
+# "dpmpp_2m" cl.samplers.dpmpp_2m (DPM-Solver++(2M), multistep in log-SNR).
 ODE_METHODS = {"euler_t": ("euler", "t"), "heun_t": ("heun", "t"), "heun_sigma": ("heun", "sigma")}
-METHODS = ("euler_t", "heun_t", "ddim", "heun_sigma", "euler_maruyama")
+METHODS = ("euler_t", "heun_t", "ddim", "dpmpp_2m", "heun_sigma", "euler_maruyama")
 SPACINGS = ("uniform", "logsnr", "edm")
 PATHS: dict[str, cl.Path] = {"Linear": cl.Linear(), "VP": cl.VP(), "VE": cl.VE()}
 LOW_NFES = (8, 16, 32)  # where the defaults are chosen: the few-step regime the chapters sample in
@@ -131,6 +133,8 @@ def deterministic(method: str, fn: Callable[[Tensor, Tensor], Tensor], x: Tensor
     the final denoising step."""
     if method == "ddim":
         return cast(Tensor, cl.ddim(fn, x, path, nfe, denoise=False, spacing=spacing))
+    if method == "dpmpp_2m":
+        return cast(Tensor, cl.samplers.dpmpp_2m(fn, x, path, nfe, denoise=False, spacing=spacing))
     kind, variable = ODE_METHODS[method]
     steps = nfe // 2 if kind == "heun" else nfe
     return cast(Tensor, cl.ode(fn, x, path, steps, method=kind, variable=variable, spacing=spacing, denoise=False))
@@ -224,6 +228,8 @@ def mixture_sw(path: cl.Path, nfes: Sequence[int], n: int, seed: int = 0,
                 x = cl.sde(fn, x1, path, nfe, generator=torch.Generator().manual_seed(seed + nfe), spacing=spacing)
             elif method == "ddim":
                 x = cl.ddim(fn, x1, path, nfe, spacing=spacing)
+            elif method == "dpmpp_2m":
+                x = cl.samplers.dpmpp_2m(fn, x1, path, nfe, spacing=spacing)
             else:
                 kind, variable = ODE_METHODS[method]
                 x = cl.ode(fn, x1, path, nfe // 2 if kind == "heun" else nfe, method=kind, variable=variable,

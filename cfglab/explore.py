@@ -201,8 +201,8 @@ class Explorer:
 
     def precompute(self, scales: Sequence[float] = SCALES, presets: Mapping[str, Setting] | None = None
                    ) -> _views.HTMLView:
-        """Render every preset at every scale into a static view (also kept in :attr:`static`, and the metrics in
-        :attr:`grid`, ``grid[preset][i]`` at ``scales[i]``): one button per preset, a slider over the scales."""
+        """Render every preset at every scale into a static view (also kept in ``static``, and the metrics in
+        ``grid``, ``grid[preset][i]`` at ``scales[i]``): one button per preset, a slider over the scales."""
         scales = [_checks.scalar("scales", w) for w in scales]
         presets = dict(self.presets() if presets is None else presets)
         if not scales or not presets:

@@ -40,8 +40,9 @@ class AttributeToy:
       ``p(x | c)`` for every concept, and p(x) through the null label.
 
     ``target(require=..., exclude=...)`` is the exact law of "all of ``require`` and none of ``exclude``", e.g.
-    ``p(x | circle, not red)``: the objects restricted to the components that qualify (:meth:`GaussianMixture.
-    restrict`), a mixture with exact noised scores, so every composition rule can be compared with the truth.
+    ``p(x | circle, not red)``: the objects restricted to the components that qualify
+    (:meth:`GaussianMixture.restrict`), a mixture with exact noised scores, so every composition rule can be compared
+    with the truth.
     """
 
     def __init__(self, objects: GaussianMixture, has: Any, concept_names: Sequence[str]):

@@ -17,12 +17,14 @@ from torch import Tensor, nn
 from .. import _checks
 from ..paths import PREDICTIONS
 from .rules import Field, cfg, classifier_guidance
+from .taming import in_interval
 
 Rule = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 Pair = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
-def guided(model: nn.Module, y: Any, scale: float = 1.0, *, negative: Any = None, kind: str = "score") -> Field:
+def guided(model: nn.Module | _checks.Denoiser, y: Any, scale: float = 1.0, *, negative: Any = None,
+           kind: str = "score", interval: tuple[float, float] | None = None) -> Field:
     """A guided prediction function ``fn(x, t)`` for a conditional denoiser, ready for the samplers.
 
     One forward pass over the doubled batch ``[x, x]`` with labels ``[y, null]`` gives both predictions, which are
@@ -30,12 +32,25 @@ def guided(model: nn.Module, y: Any, scale: float = 1.0, *, negative: Any = None
     (a label or (n,) labels) replaces the null label: negative prompting; ``y`` may itself be the null label
     (e.g. "anything but class 3" is ``guided(model, model.null_label, w, negative=3)``). At ``scale == 1``
     without a negative the unconditional half is skipped and the plain conditional prediction is returned.
+
+    ``interval=(start, stop)`` guides only at the times ``start <= t <= stop`` (the guidance interval of Kynkäänniemi
+    et al. 2024, eq. 3; :func:`cfglab.guidance.in_interval`) and uses scale 1 elsewhere, where the guided prediction
+    *is* the conditional one: there the second half of the batch is not evaluated at all, with or without a
+    negative, as diffusers' guiders (``start``/``stop``) and ComfyUI (``cfg`` = 1) skip it. Rows at different times
+    are split: one forward pass over all n rows with their labels and the m rows inside the interval with the null
+    (or negative) label, n + m rows instead of 2n.
     """
     scale = _checks.scalar("scale", scale)
     m = _checks.model("model", model, "num_classes", "null_label", "path", "pred", "predict")
     kind = _checks.choice("kind", kind, PREDICTIONS)
     _eager_labels(m, y=y, negative=negative)
     null = m.null_label
+    if interval is not None:
+        if not isinstance(interval, (tuple, list)) or len(interval) != 2:
+            raise TypeError(f"interval must be a pair (start, stop) of times, got {interval!r}")
+        start, stop = _checks.scalar("interval start", interval[0]), _checks.scalar("interval stop", interval[1])
+        if start > stop:
+            raise ValueError(f"interval must have start <= stop, got {interval!r}")
 
     def fn(x: Tensor, t: Tensor) -> Tensor:
         x = _checks.tensor("x", x, min_ndim=1, finite=False)
@@ -47,6 +62,15 @@ def guided(model: nn.Module, y: Any, scale: float = 1.0, *, negative: Any = None
         nn_ = _checks.labels("negative", neg, n, m.num_classes, x.device, allow_null=True)
         tt = _checks.times("t", t, x)
         tt = tt.expand(n)
+        if interval is not None:
+            on = in_interval(tt, start, stop)                                   # (n,) rows that are guided
+            if not bool(on.all()):
+                if not bool(on.any()):
+                    return m.predict(x, tt, yy, kind=kind)                      # scale 1 everywhere: one pass
+                out = m(torch.cat([x, x[on]]), torch.cat([tt, tt[on]]), torch.cat([yy, nn_[on]]))  # (n + m, d)
+                guided_ = out[:n].clone()
+                guided_[on] = cfg(out[:n][on], out[n:], scale)
+                return m.path.convert(guided_, x, tt, m.pred, kind)
         out = m(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([yy, nn_]))  # (2n, d)
         cond, uncond = out[:n], out[n:]
         return m.path.convert(cfg(cond, uncond, scale), x, tt, m.pred, kind)
@@ -106,7 +130,7 @@ def classifier_guided(score_fn: Field, classifier: Callable[[Tensor, Tensor], Te
     return fn
 
 
-def predictions(model: nn.Module, y: Any) -> Pair:
+def predictions(model: nn.Module | _checks.Denoiser, y: Any) -> Pair:
     """``fn(x, t) -> (cond, uncond)``: both predictions of a conditional denoiser in its own parameterization
     (``model.pred``), from one forward pass over the doubled batch ``[x, x]`` with labels ``[y, null]``."""
     m = _checks.model("model", model, "num_classes", "null_label")
@@ -128,7 +152,7 @@ def guided_rule(pair: Pair, rule: Rule, path: Any, *, pred: str = "score", space
                 kind: str = "score") -> Field:
     """Any guidance rule as a sampler field ``fn(x, t)``. ``pair(x, t)`` returns (cond, uncond) predictions of
     kind ``pred`` (e.g. :func:`predictions` of a model, or two exact mixture scores); both are converted to
-    ``space`` (eps, x0, score or velocity), ``rule(cond, uncond, x, t)`` combines them there, and the result is
+    ``space`` (eps, x0, score, velocity or v), ``rule(cond, uncond, x, t)`` combines them there, and the result is
     converted to ``kind`` for the samplers. ``rule = lambda c, u, x, t: cfg(c, u, w)`` is plain CFG in any space;
     rules that are not affine in the predictions (thresholding, rescale, APG, CFG-Zero*) depend on the space."""
     _checks.function("pair", pair)

@@ -1,17 +1,5 @@
-"""Noising paths: ``x_t = alpha(t) * x_0 + sigma(t) * eps`` with t in [0, 1], t = 0 data, t = 1 noise.
-
-A path owns every conversion between the four quantities a network can predict (STYLE principle 4):
-
-    eps      the noise,                      eps   = (x - alpha x0) / sigma
-    x0       the clean sample (Tweedie),     x0    = (x - sigma eps) / alpha
-    score    grad_x log p_t(x),              score = -eps / sigma
-    velocity d x_t / dt along the path,      v     = alpha' x0 + sigma' eps
-
-Conditional expectations of these given x_t are related by the same linear maps, so a network that predicts one of
-them predicts all four. The velocity is also the probability-flow ODE drift (Song et al. 2021, eq. 13), and the
-reverse SDE is ``dx = [f x - g^2 score] dt + g dW`` run from t = 1 to 0 with ``f = alpha'/alpha`` and
-``g^2 = 2 sigma^2 (sigma'/sigma - alpha'/alpha)`` (Kingma et al. 2021, "Variational Diffusion Models", app. A).
-"""
+"""The base class of every noising path: coefficients at time t, the sampling grid, noising, training targets and
+every conversion between the five quantities a network can predict."""
 
 from __future__ import annotations
 
@@ -23,9 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import _checks
+from .. import _checks
 
-PREDICTIONS = ("eps", "x0", "score", "velocity")
+PREDICTIONS = ("eps", "x0", "score", "velocity", "v")
+SPACINGS = ("edm", "logsnr", "uniform")  # the named grids of every path (:meth:`Path.timesteps`)
 
 
 def _pair(name: str, x: Any, other_name: str, other: Any) -> None:
@@ -61,6 +50,21 @@ class Coefficients:
         return torch.log(self.alpha) - torch.log(self.sigma)
 
 
+def _explicit_grid(steps: int, grid: Tensor, dtype: torch.dtype, device: torch.device | str | None) -> Tensor:
+    """Check a grid of times given as a tensor: 1-D, ``steps + 1`` finite times in [0, 1], strictly decreasing."""
+    if grid.ndim != 1 or grid.shape[0] != steps + 1:
+        raise ValueError(f"spacing given as a tensor must be the grid itself, a 1-D tensor of steps + 1 = "
+                         f"{steps + 1} times, got shape {tuple(grid.shape)}")
+    if not grid.is_floating_point():
+        raise TypeError(f"spacing given as a tensor must hold floating-point times, got dtype {grid.dtype}")
+    g = grid.detach().to(torch.float64)
+    if g.device.type != "meta" and not (torch.isfinite(g).all() and (g >= 0).all() and (g <= 1).all()
+                                        and (g[1:] < g[:-1]).all()):
+        raise ValueError("spacing given as a tensor must hold finite times in [0, 1], strictly decreasing (from "
+                         "noise to data)")
+    return grid.to(dtype=dtype, device=device)
+
+
 class Path:
     """Base class of a noising path. Subclasses define the coefficients and their inverse in log-SNR.
 
@@ -71,7 +75,7 @@ class Path:
     t_min: float = 0.0
     t_max: float = 1.0
     spacing: str = "logsnr"      # the samplers' default grid (``timesteps(spacing=...)``)
-    ode_variable: str = "sigma"  # what :func:`cfglab.ode` steps in by default: "t" or "sigma"
+    ode_variable: str = "sigma"  # what :func:`cfglab.samplers.ode` steps in by default: "t" or "sigma"
 
     def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         raise NotImplementedError
@@ -106,7 +110,7 @@ class Path:
 
     def prior(self, n: int, dim: int | tuple[int, ...], generator: torch.Generator | None = None, *,
               dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Tensor:
-        """Sample the prior at t = 1, ``N(0, sigma(1)^2 I)``, shape (n, *dim)."""
+        """Sample the prior at t = 1, ``N(0, sigma(1)^2 I)``, shape ``(n, *dim)``."""
         n = _checks.count("n", n)
         shape = (dim,) if isinstance(dim, int) else tuple(dim)
         for d in shape:
@@ -118,18 +122,24 @@ class Path:
         return sigma1 * torch.randn((n, *shape), generator=generator, dtype=dtype, device=device)
 
     def timesteps(self, steps: int, *, t_max: float | None = None, t_min: float | None = None,
-                  spacing: str | None = None, dtype: torch.dtype = torch.float64,
+                  spacing: str | Tensor | None = None, dtype: torch.dtype = torch.float64,
                   device: torch.device | str | None = None) -> Tensor:
         """A decreasing grid of ``steps + 1`` times from ``t_max`` to ``t_min``.
 
         ``spacing="edm"`` is Karras et al. (2022, eq. 5) with rho = 7 in ``sigma/alpha`` (steps concentrate at low
         noise, where samples take shape); ``"logsnr"`` is uniform in log(alpha/sigma) (DPM-Solver's choice; for VE
         it is uniform t); ``"uniform"`` is uniform in t. ``None`` is the path's own default, ``path.spacing`` (the
-        grid on which the course's samplers are most accurate per evaluation, see :func:`cfglab.ode`).
+        grid on which the course's samplers are most accurate per evaluation, see :func:`cfglab.samplers.ode`).
+        A tensor is the grid itself (``steps + 1`` decreasing times, e.g. a diffusers scheduler's timesteps mapped to
+        t by :meth:`cfglab.paths.Discrete.t_of_timestep`), checked and returned; ``t_max``, ``t_min`` must be None.
         """
         steps = _checks.count("steps", steps)
+        if isinstance(spacing, Tensor):
+            if t_max is not None or t_min is not None:
+                raise ValueError("t_max and t_min come from the grid when spacing is a tensor; leave them out")
+            return _explicit_grid(steps, spacing, dtype, device)
         spacing = self.spacing if spacing is None else spacing
-        _checks.choice("spacing", spacing, ("edm", "logsnr", "uniform"))
+        _checks.choice("spacing", spacing, SPACINGS)
         hi = self.t_max if t_max is None else _checks.scalar("t_max", t_max)
         lo = self.t_min if t_min is None else _checks.scalar("t_min", t_min)
         if not 0.0 <= lo < hi <= 1.0:
@@ -165,21 +175,19 @@ class Path:
         _checks.choice("pred", pred, PREDICTIONS)
         _pair("x0", x0, "eps", eps)
         c = self(t, x0)
-        if pred == "eps":
-            return eps
-        if pred == "x0":
-            return x0
-        if pred == "score":
-            return -eps / c.sigma
-        return c.d_alpha * x0 + c.d_sigma * eps
+        make = {"eps": lambda: eps, "x0": lambda: x0, "score": lambda: -eps / c.sigma,
+                "v": lambda: c.alpha * eps - c.sigma * x0, "velocity": lambda: c.d_alpha * x0 + c.d_sigma * eps}
+        return make[pred]()
 
     # -- conversions --------------------------------------------------------------------------------------------
     def convert(self, value: Tensor, x: Tensor, t: Any, src: str, dst: str) -> Tensor:
         """Convert a prediction ``value`` of kind ``src`` at (x, t) into kind ``dst``.
 
-        All four kinds are affine in (x0, eps); we go through the pair (x0, eps). With ``D = alpha sigma' -
-        sigma alpha'`` (> 0 on every path here), velocity gives ``x0 = (sigma' x - sigma v)/D`` and
-        ``eps = (alpha v - alpha' x)/D``.
+        All five kinds are affine in (x0, eps); we go through the pair (x0, eps). With ``D = alpha sigma' -
+        sigma alpha'`` (> 0 on every path here), the velocity gives ``x0 = (sigma' x - sigma v)/D`` and
+        ``eps = (alpha v - alpha' x)/D``. Salimans and Ho's ``v = alpha eps - sigma x0`` (2022, sec. 4; diffusers'
+        ``v_prediction``) gives, with ``r = alpha^2 + sigma^2`` (1 on variance-preserving paths),
+        ``x0 = (alpha x - sigma v)/r`` and ``eps = (sigma x + alpha v)/r``.
         """
         _checks.choice("src", src, PREDICTIONS)
         _checks.choice("dst", dst, PREDICTIONS)
@@ -198,6 +206,10 @@ class Path:
         elif src == "x0":
             x0 = value
             eps = (x - a * x0) / s
+        elif src == "v":
+            r = a**2 + s**2
+            x0 = (a * x - s * value) / r
+            eps = (s * x + a * value) / r
         else:
             det = a * ds - s * da
             x0 = (ds * x - s * value) / det
@@ -208,6 +220,8 @@ class Path:
             return x0
         if dst == "score":
             return -eps / s
+        if dst == "v":
+            return a * eps - s * x0
         return da * x0 + ds * eps
 
     def ode_drift(self, x: Tensor, t: Any, score: Tensor) -> Tensor:
@@ -231,77 +245,3 @@ class Path:
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
-
-
-class VE(Path):
-    """Variance exploding (Song et al. 2021, NCSN++): ``alpha = 1``, ``sigma = s_min (s_max/s_min)^t``."""
-
-    spacing = "edm"        # Heun in sigma on Karras' grid: the most accurate per NFE here (benchmarks/samplers.py)
-    ode_variable = "sigma"  # Euler in t would be Euler in log sigma, which is very stiff
-
-    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
-        self.sigma_min = _checks.scalar("sigma_min", sigma_min, positive=True)
-        self.sigma_max = _checks.scalar("sigma_max", sigma_max, positive=True)
-        if self.sigma_max <= self.sigma_min:
-            raise ValueError(f"sigma_max must exceed sigma_min, got {sigma_max} <= {sigma_min}")
-
-    def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        log_ratio = math.log(self.sigma_max / self.sigma_min)
-        sigma = self.sigma_min * torch.exp(t * log_ratio)
-        one = torch.ones_like(t)
-        return one, sigma, torch.zeros_like(t), sigma * log_ratio
-
-    def _t_of_logsnr(self, lam: Tensor) -> Tensor:
-        return (-lam - math.log(self.sigma_min)) / math.log(self.sigma_max / self.sigma_min)
-
-
-class VP(Path):
-    """Variance preserving with linear beta (DDPM, Ho et al. 2020; score SDE, Song et al. 2021, eq. 11).
-
-    ``beta(t) = b_min + t (b_max - b_min)``, ``alpha = exp(-B(t)/2)`` with ``B = int_0^t beta``,
-    ``sigma = sqrt(1 - alpha^2)``. ``sigma(0) = 0``, so samplers stop at ``t_min = 1e-3``.
-    """
-
-    t_min = 1e-3
-    spacing = "logsnr"
-    ode_variable = "t"  # sigma/alpha spans 0.03 .. 6.4: one Heun step in it averages eps over too wide a range
-
-    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        self.beta_min = _checks.scalar("beta_min", beta_min, positive=True)
-        self.beta_max = _checks.scalar("beta_max", beta_max, positive=True)
-        if self.beta_max < self.beta_min:
-            raise ValueError(f"beta_max must be >= beta_min, got {beta_max} < {beta_min}")
-
-    def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        B = self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2
-        beta = self.beta_min + (self.beta_max - self.beta_min) * t
-        alpha = torch.exp(-0.5 * B)
-        sigma = torch.sqrt(-torch.expm1(-B))
-        d_alpha = -0.5 * beta * alpha
-        d_sigma = 0.5 * beta * alpha**2 / sigma
-        return alpha, sigma, d_alpha, d_sigma
-
-    def _t_of_logsnr(self, lam: Tensor) -> Tensor:
-        # alpha^2/sigma^2 = e^{2 lam}  =>  B = softplus(-2 lam); solve b t + (db/2) t^2 = B for t >= 0.
-        B = torch.nn.functional.softplus(-2 * lam)
-        db = self.beta_max - self.beta_min
-        if db == 0:
-            return B / self.beta_min
-        return (-self.beta_min + torch.sqrt(self.beta_min**2 + 2 * db * B)) / db
-
-
-class Linear(Path):
-    """Linear interpolation of rectified flow / flow matching (Liu et al. 2023; Lipman et al. 2023):
-    ``alpha = 1 - t``, ``sigma = t``. Both ends are singular for some conversions, so grids default to
-    ``[1e-3, 1 - 1e-3]``; a velocity prediction may be integrated on all of [0, 1]."""
-
-    t_min = 1e-3
-    t_max = 1.0 - 1e-3
-    spacing = "uniform"  # the velocity changes evenly in t: uniform steps in t, Heun on dx/dt = v
-    ode_variable = "t"   # sigma/alpha = t/(1 - t) runs from 999 to 0: Heun in it is poor at few steps
-
-    def _coefficients(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return 1 - t, t, -torch.ones_like(t), torch.ones_like(t)
-
-    def _t_of_logsnr(self, lam: Tensor) -> Tensor:
-        return torch.sigmoid(-lam)
