@@ -115,6 +115,70 @@ def train_classifier(steps: int = 400, *, lr: float = 3e-3, weight_decay: float 
     return clf
 
 
+class Judge:
+    """The image metrics of the chapters on digits, against real digits with the same labels.
+
+    ``Judge(per_class, sets)`` draws ``sets`` disjoint sets of real digits (``per_class`` of each, ordered like
+    :attr:`labels`, ``0, 1, ..., 9, 0, 1, ...``) from all 1797 with ``seed``; the first is the reference of the
+    Fréchet distance (in the classifier's feature space), the others give its exact-vs-exact floor. Calling it
+    on images x (in the order of :attr:`labels`) returns the judge's median log-odds of the requested digit and its
+    accuracy, the Fréchet distance, the saturation (mean pixel excess over 1), the mean top probability, the
+    per-class diversity over the real digits' (1 when as diverse), and the brightness (mean pixel). Images are
+    clipped to [-1, 1] first, as an image file would store them; ``conditional=False`` scores unconditional
+    samples, grouping them for the diversity by the classes the judge gives them (no log-odds, no accuracy)."""
+
+    def __init__(self, per_class: int = 20, sets: int = 4, classifier: DigitClassifier | None = None,
+                 seed: int = 7):
+        per_class, sets = _checks.count("per_class", per_class, minimum=2), _checks.count("sets", sets, minimum=2)
+        self.classifier = classifier if classifier is not None else train_classifier()
+        x_all, y_all = load("all")
+        g = torch.Generator().manual_seed(_checks.count("seed", seed, minimum=0))
+        order = [torch.nonzero(y_all == k)[:, 0][torch.randperm(int((y_all == k).sum()), generator=g)]
+                 for k in range(NUM_CLASSES)]                 # the indices of each digit, shuffled
+        if sets * per_class > min(len(o) for o in order):
+            raise ValueError(f"sets * per_class must be at most {min(len(o) for o in order)} (the rarest digit)")
+        self.labels = torch.arange(NUM_CLASSES * per_class) % NUM_CLASSES
+        self.real = [x_all[torch.stack([o[j * per_class:(j + 1) * per_class] for o in order], 1).reshape(-1)]
+                     for j in range(sets)]                   # each (10 per_class, 1, 8, 8), labels self.labels
+        self._mask = nn.functional.one_hot(self.labels, NUM_CLASSES).bool()
+        with torch.no_grad():
+            self.reference = self.classifier.features(self.real[0])
+        self.real_diversity = sum(self.per_class_diversity(r, self.labels) for r in self.real) / sets
+
+    @staticmethod
+    def per_class_diversity(x: Tensor, labels: Tensor) -> float:
+        """Mean pairwise distance within each class, averaged over the ten classes (a class with fewer than two
+        samples counts as 0)."""
+        from .metrics import diversity
+
+        return sum(diversity(x[labels == k]) for k in range(NUM_CLASSES) if int((labels == k).sum()) > 1) / 10
+
+    def __call__(self, x: Tensor, conditional: bool = True) -> dict[str, float]:
+        from .metrics import frechet_distance
+
+        x = _checks.tensor("x", x, ndim=4)
+        if x.shape[0] != len(self.labels):
+            raise ValueError(f"x must hold {len(self.labels)} images in the order of Judge.labels, got {x.shape[0]}")
+        with torch.no_grad():
+            shown = x.clamp(-1, 1)
+            logits = self.classifier(shown)
+            out = {"FD": frechet_distance(self.reference, self.classifier.features(shown)),
+                   "saturation": float((x.abs() - 1).clamp_min(0).mean()),
+                   "confidence": float(torch.softmax(logits, 1).max(1).values.mean()),
+                   "brightness": float(shown.mean())}
+            own = self.labels if conditional else logits.argmax(1)
+            out["diversity"] = self.per_class_diversity(shown, own) / self.real_diversity
+            if conditional:
+                others = logits.masked_fill(self._mask, -torch.inf).logsumexp(1)
+                out["log-odds"] = float((logits[self._mask] - others).median())
+                out["accuracy"] = float((logits.argmax(1) == self.labels).float().mean())
+        return out
+
+    def floor(self) -> list[float]:
+        """The Fréchet distance of each real set but the first to the reference: what exact samples score."""
+        return [self(r)["FD"] for r in self.real[1:]]
+
+
 def inpaint(fn: Callable[[Tensor, Tensor], Tensor], x_known: Tensor, mask: Tensor, path: Path, steps: int, *,
             generator: torch.Generator | None = None, pred: str = "score", t_max: float | None = None,
             t_min: float | None = None, spacing: str | None = None) -> Tensor:

@@ -3,6 +3,10 @@ import torch
 
 from cfglab import VE, VP, Linear
 
+# Toy tensors: one thread per test process (pytest-xdist runs two), as the Makefile's OMP_NUM_THREADS=1 asks. On a
+# busy two-core machine two threads each made training tests ten to thirty times slower.
+torch.set_num_threads(1)
+
 PATHS = {"VE": VE(), "VP": VP(), "Linear": Linear()}
 
 

@@ -10,10 +10,37 @@ every conversion between eps, x0, score and velocity is affine in the prediction
 rule gives the same guided field whichever of the four quantities it is applied to.
 
 The package holds ``rules`` (the combination rules on predictions), ``wrappers`` (a model or two fields made
-into a sampler field ``fn(x, t)``) and ``taming`` (the fixes for strong guidance of chapter 9); every name is
-re-exported here, so ``cfglab.guidance.cfg`` and ``from cfglab.guidance import guided`` are the way to use them.
+into a sampler field ``fn(x, t)``), ``taming`` (the fixes for strong guidance of chapter 9) and ``images`` (the
+rules of chapter 18, on images); every name is re-exported here, so ``cfglab.guidance.cfg`` and
+``from cfglab.guidance import guided`` are the way to use them.
 """
 
+from .images import (
+    frequency_decoupled,
+    from_laplacian_pyramid,
+    from_v,
+    laplacian_pyramid,
+    mambo_guidance,
+    mambo_scale,
+    pyramid_down,
+    pyramid_up,
+    rule_in_v,
+    tangential_cfg,
+    to_v,
+    translated,
+)
+from .multi import STYLES, dual_cfg, instruct_pix2pix, interaction, multi_predictions, nested
+from .nonull import (
+    expected_icg,
+    icg,
+    icg_guided,
+    icg_negative_scale,
+    random_conditions,
+    time_perturbed,
+    tsg,
+    tsg_guided,
+)
+from .perturbed import cfg_perturbed, perturbed_guidance, perturbed_guided, scale_from_diffusers
 from .rules import (
     Field,
     cfg,
@@ -55,7 +82,17 @@ __all__ = [
     # taming strong guidance, chapter 9 (taming.py)
     "SCHEDULES", "apg", "cfg_zero_star", "cfg_zero_star_scale", "dynamic_threshold", "in_interval",
     "interval_scale", "rescale", "scale_schedule",
+    # taming strong guidance on images, chapter 18 (images.py)
+    "frequency_decoupled", "from_laplacian_pyramid", "from_v", "laplacian_pyramid", "mambo_guidance", "mambo_scale",
+    "pyramid_down", "pyramid_up", "rule_in_v", "tangential_cfg", "to_v", "translated",
+    # guidance from a perturbed self, chapter 17 (perturbed.py)
+    "cfg_perturbed", "perturbed_guidance", "perturbed_guided", "scale_from_diffusers",
     # from a model to a sampler field (wrappers.py)
     "Pair", "Rule", "autoguided", "classifier_guided", "guided", "guided_rule", "label_predictions",
     "log_prob_grad", "predictions",
+    # several conditions at several scales, chapter 15 (multi.py)
+    "STYLES", "dual_cfg", "instruct_pix2pix", "interaction", "multi_predictions", "nested",
+    # guidance without a null label, chapter 16 (nonull.py)
+    "expected_icg", "icg", "icg_guided", "icg_negative_scale", "random_conditions", "time_perturbed", "tsg",
+    "tsg_guided",
 ]
