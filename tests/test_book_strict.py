@@ -43,6 +43,7 @@ def write_book(folder: Path, page: str) -> None:
     (folder / "book" / "references.bib").write_text((ROOT / "book" / "references.bib").read_text(encoding="utf8"),
                                                     encoding="utf8")
     (folder / "book" / "_vendor").symlink_to(ROOT / "book" / "_vendor", target_is_directory=True)
+    (folder / "book" / "_ext").symlink_to(ROOT / "book" / "_ext", target_is_directory=True)  # local Sphinx extensions
     (folder / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: page\n", encoding="utf8")
     (folder / "intro.md").write_text("# Intro\n\nRead [the page](page.md), also as {doc}`page`.\n", encoding="utf8")
     (folder / "figure.png").write_bytes(PNG)
