@@ -6,7 +6,8 @@
 
 Benchmarks, in the order they run: ``samplers`` (sampler error against closed forms), ``core`` (training
 steps/s, cost of a guided sampler step), ``recipes`` (time to quality, course vs tutorial recipe; pass
-``--max-seconds`` to cap each recipe's training) and ``chapters`` (every notebook of the book, top to bottom, last
+``--max-seconds`` to cap each recipe's training), ``attention`` (chapter 17's attention denoiser against chapter
+11's UNet on digits) and ``chapters`` (every notebook of the book, top to bottom, last
 because the benchmarks page it runs reads the other results). Each process gets one torch thread
 (``OMP_NUM_THREADS=1``; ``core`` also measures 2 threads) and the model cache off; each JSON records the date,
 commit, machine and threads. ``--quick`` never writes into ``benchmarks/results``.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-BENCHMARKS = ("samplers", "core", "recipes", "chapters")
+BENCHMARKS = ("samplers", "core", "recipes", "attention", "chapters")
 
 
 def command(name: str, out: Path, quick: bool, max_seconds: float | None, datasets: list[str] | None) -> list[str]:

@@ -194,7 +194,7 @@ def test_run_quick_completes_and_writes_valid_json(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = {name: json.loads((tmp_path / f"{name}.json").read_text())
-           for name in ("samplers", "core", "recipes", "chapters")}
+           for name in ("samplers", "core", "recipes", "attention", "chapters")}
     for name, res in out.items():
         assert res["benchmark"] == name and res["quick"] is True and res["format"] == _common.FORMAT
         assert {"date", "commit", "dirty", "machine", "load_average_at_end"} <= set(res)
