@@ -119,9 +119,9 @@ class Judge:
     """The image metrics of the chapters on digits, against real digits with the same labels.
 
     ``Judge(per_class, sets)`` draws ``sets`` disjoint sets of real digits (``per_class`` of each, ordered like
-    :attr:`labels`, ``0, 1, ..., 9, 0, 1, ...``) from all 1797 with ``seed``; the first is the reference of the
+    ``labels``, ``0, 1, ..., 9, 0, 1, ...``) from all 1797 with ``seed``; the first is the reference of the
     Fréchet distance (in the classifier's feature space), the others give its exact-vs-exact floor. Calling it
-    on images x (in the order of :attr:`labels`) returns the judge's median log-odds of the requested digit and its
+    on images x (in the order of ``labels``) returns the judge's median log-odds of the requested digit and its
     accuracy, the Fréchet distance, the saturation (mean pixel excess over 1), the mean top probability, the
     per-class diversity over the real digits' (1 when as diverse), and the brightness (mean pixel). Images are
     clipped to [-1, 1] first, as an image file would store them; ``conditional=False`` scores unconditional
