@@ -16,7 +16,7 @@ is such a student; diffusers' ``FluxPipeline`` feeds it ``guidance_scale`` as th
 * :func:`distilled`: a student as a sampler field, with FluxPipeline's ``guidance`` and ``true_cfg_scale``;
 * :func:`effective_scale`: which CFG scale a one-pass prediction stands for (least squares against ``c`` and ``u``).
 
-The loop and the cache (:func:`_steps`, :func:`_fit`) are shared with :mod:`cfglab.train_guided`; they reuse
+The loop and the cache (``_steps`` and ``_fit``, private) are shared with :mod:`cfglab.train_guided`; they reuse
 :class:`cfglab.TrainConfig` (Adam, warm-up and cosine schedule, clipping), :func:`cfglab.drop_labels`,
 :func:`cfglab.train.sample_times` and :mod:`cfglab.cache`.
 """
