@@ -5,7 +5,7 @@ The layout mirrors the math: ``paths`` (noising and conversions), ``data`` (toys
 batched wrapper), ``samplers`` (ODE, SDE, DDPM/DDIM, Langevin, MALA), ``metrics`` and ``plot``.
 ``claims`` (``check``: a page's claims printed and verified where the reader sees them), ``explore`` (a live and a
 static guidance explorer) and ``animate`` (sampling animations) make the book's
-interactive figures.
+interactive figures; ``install`` (``require``) installs an optional package a page needs.
 """
 
 from . import (
@@ -17,6 +17,7 @@ from . import (
     digits,
     explore,
     guidance,
+    install,
     metrics,
     models,
     paths,
@@ -28,6 +29,7 @@ from . import (
 from .claims import check
 from .data import GaussianMixture, TensorData, make
 from .guidance import cfg, classifier_guidance, classifier_guided, combine, guided, scale_from_paper, scale_to_paper
+from .install import require
 from .metrics import (
     adherence,
     class_probability,
@@ -48,7 +50,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "cache", "data", "guidance", "metrics", "models", "paths", "plot", "samplers", "train",
-    "animate", "explore", "claims", "check", "compare",
+    "animate", "explore", "claims", "check", "compare", "install", "require",
     "GaussianMixture", "TensorData", "make",
     "cfg", "classifier_guidance", "classifier_guided", "combine", "guided", "scale_from_paper", "scale_to_paper",
     "adherence", "class_probability", "diversity", "log_likelihood", "mmd", "noise_floor", "sliced_wasserstein",
