@@ -45,13 +45,16 @@ def _installed(name: str) -> str | None:
         return None
 
 
-def require(requirement: str, *, quiet: bool = True) -> str:
+def require(requirement: str, *, install: bool = True, quiet: bool = True) -> str:
     """Make the package of ``requirement`` (``"name"`` or ``"name>=X.Y"``) importable at that version or later.
 
     When it is installed at a version that satisfies the bound, nothing runs. Otherwise ``pip install
     "<requirement>"`` runs in this interpreter (the notebook's kernel). Returns the installed version. Raises
     :class:`SetupError`, naming the requirement and pip's last line, when pip fails (no network, no such
     release); ``ValueError`` for a requirement that is not ``name`` or ``name>=version``.
+
+    ``install=False`` only checks: for a package the kernel has already imported (torch), which an upgrade would
+    not replace until a restart, the error says what to upgrade instead.
     """
     if not isinstance(requirement, str):
         raise TypeError(f"requirement must be a string like 'diffusers>=0.35', got {type(requirement).__name__}")
@@ -64,11 +67,14 @@ def require(requirement: str, *, quiet: bool = True) -> str:
     if have is not None and (minimum is None or _release(have) >= _release(minimum)):
         return have
     spec = name if minimum is None else f"{name}>={minimum}"
+    found = f" (found {have})" if have else ""
+    if not install:
+        raise SetupError(f"This page needs {spec}{found}. Upgrade it: pip install \"{spec}\", then restart the "
+                         f"kernel")
     command = [sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), spec]
     pip = subprocess.run(command, capture_output=True, text=True)
     if pip.returncode != 0:
         why = (pip.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
-        found = f" (found {have})" if have else ""
         raise SetupError(f"This page needs {spec}{found}, and pip could not install it ({why}). Check the network, "
                          f"or install it yourself: pip install \"{spec}\"")
     importlib.invalidate_caches()

@@ -82,3 +82,12 @@ def test_bad_requirement_is_named(bad: str) -> None:
 def test_requirement_must_be_a_string() -> None:
     with pytest.raises(TypeError, match="requirement must be a string"):
         cl.require(0.35)  # type: ignore[arg-type]
+
+
+def test_check_only_never_runs_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _fake_pip(monkeypatch, 0)
+    monkeypatch.setattr(install, "_installed", lambda name: "2.1.2+cu121")
+    with pytest.raises(install.SetupError, match=r'needs torch>=2.6 \(found 2.1.2\+cu121\)\. Upgrade it'):
+        cl.require("torch>=2.6", install=False)
+    assert calls == []
+    assert cl.require("torch>=2.1", install=False) == "2.1.2+cu121"
