@@ -535,6 +535,9 @@ CASES = [
      ValueError, "prompt must hold token ids in 0..3"),
     # -- cache --------------------------------------------------------------------------------------------------
     ("cache.key", "description", lambda: cache.key("mlp"), TypeError, "description must be a dict"),
+    ("install.require", "bound", lambda: cfglab.install.require("diffusers<0.35"), ValueError,
+     "requirement must be 'name' or 'name>=version'"),
+    ("install.require", "type", lambda: cfglab.install.require(0.35), TypeError, "requirement must be a string"),
     ("cache.load", "key", lambda: cache.load("../../etc/passwd"), ValueError, "k must be a hexadecimal cache key"),
     ("cache.save", "tensors", lambda: cache.save("abc", [torch.zeros(2)]), TypeError,
      "tensors must be a dict from names to tensors"),
@@ -763,6 +766,7 @@ EXEMPT = {
     "paths.Path": "abstract base class without arguments; its methods have cases, called on Linear/VP instances",
     "paths.Linear": "takes no arguments",
     "claims.ClaimError": "an exception class, raised by claims.check with its message",
+    "install.SetupError": "an exception class, raised by install.require with its one-sentence message",
     "compare.Interval": "a record returned by compare.interval, not built from user input",
     "compare.Comparison": "a record returned by compare.versus_baseline, not built from user input",
     "paths.Coefficients": "a frozen record built by Path.__call__ from checked times, not from user input",
