@@ -45,7 +45,12 @@ def _installed(name: str) -> str | None:
         return None
 
 
-def require(requirement: str, *, install: bool = True, quiet: bool = True) -> str:
+def _satisfies(version: str, minimum: str | None) -> bool:
+    """Whether an installed ``version`` meets the lower bound ``minimum`` (None: any version)."""
+    return minimum is None or _release(version) >= _release(minimum)
+
+
+def require(requirement: str, *, install: bool = True) -> str:
     """Make the package of ``requirement`` (``"name"`` or ``"name>=X.Y"``) importable at that version or later.
 
     When it is installed at a version that satisfies the bound, nothing runs. Otherwise ``pip install
@@ -64,22 +69,21 @@ def require(requirement: str, *, install: bool = True, quiet: bool = True) -> st
                          f"got {requirement!r}")
     name, minimum = match.group(1), match.group(2)
     have = _installed(name)
-    if have is not None and (minimum is None or _release(have) >= _release(minimum)):
+    if have is not None and _satisfies(have, minimum):
         return have
     spec = name if minimum is None else f"{name}>={minimum}"
     found = f" (found {have})" if have else ""
     if not install:
         raise SetupError(f"This page needs {spec}{found}. Upgrade it: pip install \"{spec}\", then restart the "
                          f"kernel")
-    command = [sys.executable, "-m", "pip", "install", *(["-q"] if quiet else []), spec]
-    pip = subprocess.run(command, capture_output=True, text=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], capture_output=True, text=True)
     if pip.returncode != 0:
         why = (pip.stderr.strip().splitlines() or ["pip gave no reason"])[-1]
         raise SetupError(f"This page needs {spec}{found}, and pip could not install it ({why}). Check the network, "
                          f"or install it yourself: pip install \"{spec}\"")
     importlib.invalidate_caches()
     now = _installed(name)
-    if now is None or (minimum is not None and _release(now) < _release(minimum)):
+    if now is None or not _satisfies(now, minimum):
         raise SetupError(f"pip reported success, but {spec} is still not installed (found {now}). Install it "
                          f"yourself: pip install \"{spec}\", then restart the kernel")
     return now
